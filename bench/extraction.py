@@ -1,0 +1,98 @@
+"""Benchmark vdr's main-content extractor against trafilatura on the article-extraction data.
+
+    python bench/extraction.py [--data DIR] [--limit N] [--worst N]
+
+Scores with bench/extraction_score.py (the scoring the dataset README describes) and times
+both extractors on the same raw page bytes in the same run. trafilatura is a bench-only
+dependency (`pip install -e '.[bench]'`); without it only vdr is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from extraction_score import aggregate, page_scores  # noqa: E402
+
+from vdr_cli.tools.extract import extract  # noqa: E402
+
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "article-extraction"
+
+
+def load_pages(data: Path, limit: int | None = None) -> list[tuple[str, str, bytes, str]]:
+    """Return (key, url, raw html bytes, true article body) for each page, in key order."""
+    truth = json.loads((data / "ground-truth.json").read_text(encoding="utf-8"))
+    pages = []
+    for key in sorted(truth)[:limit]:
+        raw = gzip.decompress((data / "html" / f"{key}.html.gz").read_bytes())
+        pages.append((key, truth[key]["url"], raw, truth[key]["articleBody"]))
+    return pages
+
+
+def vdr_extract(raw: bytes, url: str) -> str:
+    return extract(raw, url=url).text
+
+
+def run(name: str, fn: Callable[[bytes, str], str], pages: list, repeat: int) -> tuple[list[str], float]:
+    """Run fn over all pages `repeat` times; return predictions and the best pages/second."""
+    preds: list[str] = []
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        preds = [fn(raw, url) or "" for _, url, raw, _ in pages]
+        best = min(best, time.perf_counter() - start)
+    return preds, len(pages) / best if best > 0 else float("inf")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="dataset folder (default: %(default)s)")
+    ap.add_argument("--limit", type=int, default=None, help="only the first N pages")
+    ap.add_argument("--repeat", type=int, default=3, help="timing runs per extractor; the fastest counts")
+    ap.add_argument("--worst", type=int, default=0, help="list the N lowest-F1 pages for vdr")
+    args = ap.parse_args(argv)
+
+    pages = load_pages(args.data, args.limit)
+    print(f"{len(pages)} pages from {args.data}")
+    results = {}
+    preds, speed = run("vdr", vdr_extract, pages, args.repeat)
+    results["vdr"] = (aggregate((t, p) for (_, _, _, t), p in zip(pages, preds)), speed)
+    vdr_preds = preds
+    try:
+        import trafilatura
+    except ImportError:
+        print("trafilatura is not installed (pip install trafilatura): skipping it")
+    else:
+        def traf(raw: bytes, url: str) -> str:
+            return trafilatura.extract(raw, url=url) or ""
+
+        tpreds, tspeed = run("trafilatura", traf, pages, args.repeat)
+        results[f"trafilatura {trafilatura.__version__}"] = (
+            aggregate((t, p) for (_, _, _, t), p in zip(pages, tpreds)), tspeed)
+
+    print(f"{'extractor':<20} {'F1':>6} {'prec':>6} {'recall':>6} {'pages/s':>9}")
+    for name, (s, sp) in results.items():
+        print(f"{name:<20} {s['f1']:6.3f} {s['precision']:6.3f} {s['recall']:6.3f} {sp:9.1f}")
+    if len(results) == 2:
+        (_, (_, a)), (_, (_, b)) = results.items()
+        print(f"speed ratio vdr/trafilatura: {a / b:.1f}x")
+    if args.worst:
+        ranked = sorted(
+            ((page_scores(t, p), key, url) for (key, url, _, t), p in zip(pages, vdr_preds)), key=lambda x: x[0][2]
+        )
+        for (p, r, f), key, url in ranked[: args.worst]:
+            print(f"  F1 {f:.3f} P {p:.3f} R {r:.3f}  {key[:12]}  {url}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

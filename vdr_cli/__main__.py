@@ -1,0 +1,3 @@
+from vdr_cli.cli.main import run
+
+run()

@@ -1,0 +1,1 @@
+"""The command-line skin: one thin module per subcommand."""

@@ -1,0 +1,84 @@
+"""Documentation that help text alone does not carry: examples per command.
+
+The man pages (scripts/gen_docs.py) and `--help` epilogs read these, and a
+test fails when a command has none.
+"""
+
+from __future__ import annotations
+
+EXAMPLES: dict[str, list[tuple[str, str]]] = {
+    "vdr": [
+        ("vdr ask photo.jpg 'who built this?'", "research a question about an image"),
+        ("vdr crop photo.jpg --box 120,80,640,500 --units 1000 | jq -r .path", "crop a region given in model units"),
+        ("vdr config set search.provider searxng", "change a setting"),
+    ],
+    "crop": [
+        ("vdr crop photo.jpg --box 120,80,640,500 --scale 1,2 --out crops/", "a region and the same region with context, into crops/"),
+        ("vdr crop photo.jpg --box 120,80,640,500 --units 1000 | jq -r .path", "a box in Qwen-VL 0-1000 units; print the file path"),
+        ("printf '{\"path\":\"photo.jpg\",\"box\":[10,10,300,200]}\\n' | vdr crop -", "JSONL records on stdin"),
+        ("curl -s https://example.org/p.jpg | vdr crop - --box 0,0,0.5,0.5 --units frac", "image bytes on stdin"),
+        ("vdr crop small.png --box 5,5,60,40 --min-side 512 --format webp", "enlarge a small region (LANCZOS) and write WebP"),
+    ],
+    "config": [
+        ("vdr config path", "where the config file is"),
+        ("vdr config list", "every setting, its value and where it came from"),
+        ("vdr config set search.provider searxng", "set a value"),
+        ("vdr config get keys.serper --reveal", "print a secret unmasked"),
+        ("vdr config unset search.provider", "back to the default"),
+    ],
+    "config path": [("vdr config path", "the config file"), ("vdr config path cache", "the cache folder")],
+    "config list": [("vdr config list --json | jq -r 'select(.source==\"env\") | .key'", "settings taken from the environment")],
+    "config get": [("vdr config get model.ctx", "one value")],
+    "config set": [("vdr config set net.timeout 30", "a typed value, checked before it is written")],
+    "config unset": [("vdr config unset net.timeout", "remove a value from the file")],
+    "completion": [
+        ("vdr completion bash > ~/.local/share/bash-completion/completions/vdr", "install bash completion"),
+        ("vdr completion zsh > \"${fpath[1]}/_vdr\"", "install zsh completion"),
+        ("vdr completion fish > ~/.config/fish/completions/vdr.fish", "install fish completion"),
+    ],
+    "ask": [
+        ("vdr ask photo.jpg 'who built this?'", "live view on a terminal, the answer on stdout"),
+        ("vdr ask photo.jpg 'who built this?' --json | jq -c 'select(.type==\"call\")'", "the session's events"),
+    ],
+    "search": [
+        ("vdr search 'Gustave Eiffel' 'Maurice Koechlin' -n 5 | jq -r .url", "several queries at once"),
+        ("vdr search --image crop.jpg --provider serpapi", "reverse image search"),
+    ],
+    "browse": [
+        ("vdr browse https://example.org --goal architect", "read a page for a goal"),
+        ("vdr search 'eiffel tower architect' | vdr browse --goal 'who designed it' | jq -r .summary", "read search hits"),
+    ],
+    "replay": [
+        ("vdr replay trace.jsonl", "a readable timeline"),
+        ("vdr replay trace.jsonl --check", "validate a trace"),
+    ],
+    "model": [
+        ("vdr model list", "registered models"),
+        ("vdr model add mine --gguf model.gguf --mmproj mmproj.gguf", "register local files"),
+    ],
+}
+
+ENVIRONMENT: list[tuple[str, str]] = [
+    ("VDR_HOME", "put the config, data and cache folders under this one folder"),
+    ("VDR_CONFIG", "read and write this config file instead of the default"),
+    ("VDR_DEBUG", "set to 1 to show tracebacks of internal errors"),
+    ("NO_COLOR", "set to disable colour on stderr"),
+]
+
+FILES: list[tuple[str, str]] = [
+    ("config.toml", "settings, in the config folder (`vdr config path`); mode 0600 because it may hold API keys"),
+    ("data folder", "session traces and the model registry (`vdr config path data`)"),
+    ("cache folder", "crops and cached network results (`vdr config path cache`)"),
+]
+
+
+def epilog(command: str) -> str:
+    """Examples as a help epilog (click keeps `\\b` blocks unwrapped)."""
+    examples = EXAMPLES.get(command, [])
+    if not examples:
+        return ""
+    lines = ["\b", "Examples:"]
+    for cmd, what in examples:
+        lines.append(f"  {cmd}")
+        lines.append(f"      {what}")
+    return "\n".join(lines)

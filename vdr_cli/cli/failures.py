@@ -1,0 +1,96 @@
+"""The one place that turns exceptions into messages and exit statuses.
+
+Every command body runs inside `reports(name)`: an expected failure
+(`VdrError`) prints `vdr NAME: error: …` (and a hint when there is a fix) on
+stderr and exits with its documented status; Ctrl-C exits 130; a closed
+downstream pipe exits 0 quietly; anything else is an internal error whose
+traceback `VDR_DEBUG=1` shows.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+
+from vdr_cli.errors import ExitStatus, VdrError
+from vdr_cli.trace.jsonl import PipeClosed
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("VDR_DEBUG", "") not in ("", "0")
+
+
+def _paint(text: str, code: str) -> str:
+    if os.environ.get("NO_COLOR") or not sys.stderr.isatty():
+        return text
+    return f"\x1b[{code}m{text}\x1b[0m"
+
+
+def say(command: str, level: str, message: str) -> None:
+    """One diagnostic line on stderr: `vdr crop: warning: …`."""
+    color = {"error": "31;1", "warning": "33", "hint": "36"}.get(level, "0")
+    prefix = f"vdr {command}: " if command else "vdr: "
+    first_line = " ".join(str(message).split("\n")[0].split()) if message else ""
+    try:
+        sys.stderr.write(f"{prefix}{_paint(level + ':', color)} {first_line}\n")
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):
+        pass
+
+
+def report(command: str, exc: VdrError) -> None:
+    say(command, "error", exc.message)
+    if exc.hint:
+        say(command, "hint", exc.hint)
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def reports(command: str) -> Callable[[F], F]:
+    """Decorator for command bodies: maps every failure to one line and a status."""
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                status = fn(*args, **kwargs)
+            except typer.Exit:
+                raise
+            except (PipeClosed, BrokenPipeError):
+                silence_stdout()
+                raise typer.Exit(ExitStatus.OK) from None
+            except KeyboardInterrupt:
+                say(command, "error", "interrupted")
+                raise typer.Exit(ExitStatus.INTERRUPTED) from None
+            except VdrError as exc:
+                if debug_enabled():
+                    raise
+                report(command, exc)
+                raise typer.Exit(exc.status) from None
+            except Exception as exc:  # an internal error: a bug, not a user mistake
+                if debug_enabled():
+                    raise
+                say(command, "error", f"internal error: {type(exc).__name__}: {exc}")
+                say(command, "hint", "run again with VDR_DEBUG=1 for the traceback, and report it")
+                raise typer.Exit(ExitStatus.ERROR) from None
+            if status:
+                raise typer.Exit(int(status))
+            return None
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate

@@ -1,0 +1,87 @@
+"""The known settings: name, type, default, environment variable, secrecy.
+
+One table, so `vdr config list`, the man page's ENVIRONMENT section and the
+precedence rules all read the same facts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str
+    type: type
+    default: Any
+    doc: str
+    env: str = ""
+    secret: bool = False
+
+    @property
+    def env_var(self) -> str:
+        return self.env or "VDR_" + self.key.upper().replace(".", "_")
+
+
+SETTINGS: dict[str, Setting] = {
+    s.key: s
+    for s in [
+        Setting("model.default", str, "vdr-8b", "model used when --model is not given (registry name, .gguf path or openai:MODEL@URL)", env="VDR_MODEL"),
+        # 32k tokens: a dozen tool turns with page summaries fit, and an 8B
+        # model's KV cache for it (~4.5 GiB at f16) fits beside the weights on a
+        # 16 GiB machine; the reference's 160k needs server memory.
+        Setting("model.ctx", int, 32768, "context window in tokens for in-process models", env="VDR_CTX"),
+        Setting("model.n_gpu_layers", int, -1, "layers offloaded to the GPU (-1: all the build supports, 0: CPU only)"),
+        Setting("model.threads", int, 0, "CPU threads for in-process models (0: automatic)"),
+        Setting("search.provider", str, "duckduckgo", "text search provider: duckduckgo, searxng, serper, brave"),
+        Setting("search.image_provider", str, "describe", "reverse image provider: serpapi, serper, describe (keyless, no upload)"),
+        Setting("search.searxng_url", str, "http://127.0.0.1:8888", "base URL of a SearXNG instance with JSON output enabled"),
+        Setting("search.results", int, 10, "results kept per query"),
+        Setting("keys.serper", str, "", "Serper.dev API key", env="VDR_SERPER_KEY", secret=True),
+        Setting("keys.serpapi", str, "", "SerpApi API key", env="VDR_SERPAPI_KEY", secret=True),
+        Setting("keys.brave", str, "", "Brave Search API key", env="VDR_BRAVE_KEY", secret=True),
+        Setting("keys.openai", str, "", "API key for OpenAI-compatible model servers", env="VDR_OPENAI_KEY", secret=True),
+        Setting("net.allow_private", bool, False, "let model-chosen URLs reach private, loopback and link-local addresses"),
+        Setting("net.timeout", float, 20.0, "seconds allowed for one HTTP request"),
+        Setting("net.max_bytes", int, 5_000_000, "largest response body read, in bytes"),
+        Setting("cache.enabled", bool, True, "cache network results on disk"),
+        Setting("cache.ttl", int, 7 * 24 * 3600, "seconds a cached network result stays fresh"),
+        Setting("crop.max_pixels", int, 200_000_000, "largest image accepted, in pixels (decompression-bomb guard)"),
+        Setting("crop.format", str, "auto", "crop output format: auto (JPEG for JPEG sources, else PNG), png, jpeg, webp"),
+        Setting("crop.quality", int, 90, "JPEG/WebP quality of crops (1-100)"),
+    ]
+}
+
+TRUE = {"1", "true", "yes", "on"}
+FALSE = {"0", "false", "no", "off", ""}
+
+
+def coerce(setting: Setting, value: Any) -> Any:
+    """Convert a string (from the environment or `vdr config set`) to the setting's type."""
+    if not isinstance(value, str) or setting.type is str:
+        if setting.type is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if not isinstance(value, setting.type):
+            raise ValueError(f"expected {setting.type.__name__}, got {type(value).__name__}")
+        return value
+    text = value.strip()
+    if setting.type is bool:
+        if text.lower() in TRUE:
+            return True
+        if text.lower() in FALSE:
+            return False
+        raise ValueError(f"expected true or false, got {value!r}")
+    try:
+        return setting.type(text)
+    except ValueError:
+        raise ValueError(f"expected {setting.type.__name__}, got {value!r}") from None
+
+
+def mask(value: str) -> str:
+    """Show enough of a secret to recognise it, not to use it."""
+    if not value:
+        return ""
+    if len(value) <= 8:
+        return "****"
+    return "****" + value[-4:]

@@ -1,0 +1,157 @@
+"""Page-level helpers for extraction: byte decoding, metadata, anti-bot page detection.
+
+Kept apart from the main-content scorer in `extract.py` so each stays small.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from urllib.parse import urljoin
+
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF32_LE, "utf-32-le"),  # before UTF-16 LE: its BOM starts the same way
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+
+
+def decode_html(data: bytes) -> str:
+    """Decode page bytes: BOM first, then a <meta> charset, else UTF-8 with replacement."""
+    for bom, enc in _BOMS:
+        if data.startswith(bom):
+            return data[len(bom) :].decode(enc, errors="replace")
+    m = _META_CHARSET.search(data[:4096])
+    if m:
+        name = m.group(1).decode("ascii", "replace").lower()
+        # Browsers treat a declared latin-1 as windows-1252; so do we (it is a superset).
+        if name in ("iso-8859-1", "latin-1", "latin1", "us-ascii", "ascii"):
+            name = "cp1252"
+        try:
+            codecs.lookup(name)
+        except LookupError:
+            name = ""
+        if name and not name.startswith("utf-16"):  # a meta tag readable as ASCII can't be UTF-16
+            return data.decode(name, errors="replace")
+    return data.decode("utf-8", errors="replace")
+
+
+def _attr(node: LexborNode | None, name: str) -> str:
+    if node is None:
+        return ""
+    return (node.attributes.get(name) or "").strip()
+
+
+def _meta(tree: LexborHTMLParser, *keys: str) -> str:
+    for key in keys:
+        for sel in (f'meta[property="{key}"]', f'meta[name="{key}" i]', f'meta[itemprop="{key}"]'):
+            value = _attr(tree.css_first(sel), "content")
+            if value:
+                return value
+    return ""
+
+
+_JSONLD_DATE = re.compile(r'"datePublished"\s*:\s*"([^"]{4,40})"')
+_TITLE_SPLIT = re.compile(r"\s+[|\u2013\u2014-]\s+[^|\u2013\u2014-]{2,40}$")
+
+
+def page_meta(tree: LexborHTMLParser, base: str | None) -> tuple[str, dict[str, str]]:
+    """Return (title, meta) from head tags, JSON-LD and <time>; run before scripts are dropped."""
+    meta: dict[str, str] = {}
+    canonical = _attr(tree.css_first('link[rel="canonical" i]'), "href")
+    if canonical:
+        meta["canonical"] = urljoin(base, canonical) if base else canonical
+    og_title = _meta(tree, "og:title")
+    if og_title:
+        meta["og_title"] = og_title
+    og_image = _meta(tree, "og:image", "og:image:url", "twitter:image")
+    if og_image:
+        meta["og_image"] = urljoin(base, og_image) if base else og_image
+    description = _meta(tree, "description", "og:description", "twitter:description")
+    if description:
+        meta["description"] = description
+    published = _meta(tree, "article:published_time", "datePublished", "pubdate", "publishdate", "date", "dc.date")
+    if not published:
+        for script in tree.css('script[type="application/ld+json"]'):
+            m = _JSONLD_DATE.search(script.text() or "")
+            if m:
+                published = m.group(1)
+                break
+    if not published:
+        published = _attr(tree.css_first("time[datetime]"), "datetime")
+    if published:
+        meta["published"] = published
+    title = og_title or _meta(tree, "twitter:title")
+    if not title:
+        node = tree.css_first("title")
+        # "Headline | Site name": the site name is noise for a title.
+        title = _TITLE_SPLIT.sub("", " ".join((node.text() if node else "").split()))
+    if not title:
+        h1 = tree.css_first("h1")
+        title = " ".join((h1.text() if h1 else "").split())
+    return title, meta
+
+
+# ---- anti-bot and consent pages -------------------------------------------------------
+
+# (label, pattern) in priority order; patterns match the page's title or visible text.
+_CHALLENGE_TEXT = (
+    ("cloudflare", re.compile(r"just a moment\.\.\.|attention required!? \| cloudflare|checking your browser|"
+                              r"ddos protection by cloudflare|performance (?:&|and) security by cloudflare|"
+                              r"verify(?:ing)? you are human by completing|needs to review the security of your connection", re.I)),
+    ("captcha", re.compile(r"are you a robot|i'?m not a robot|verify (?:that )?you are (?:a )?human|complete the (?:security )?check|"
+                           r"solve (?:this|the) (?:captcha|puzzle)|press (?:&|and) hold|unusual traffic from your", re.I)),
+    ("javascript-required", re.compile(r"enable javascript and cookies|(?:please )?(?:enable|turn on) javascript|"
+                                       r"javascript is (?:disabled|required)|requires javascript", re.I)),
+    ("access-denied", re.compile(r"^access denied|you don'?t have permission to access|request (?:was )?blocked|"
+                                 r"you have been blocked", re.I | re.M)),
+    ("consent-wall", re.compile(r"before you continue|we value your privacy|your privacy choices|manage (?:your )?cookies|"
+                                r"(?:accept|reject) all(?: cookies)?|consent to (?:the use of )?cookies|cookie (?:settings|preferences)", re.I)),
+)
+# Markup that only challenge pages carry, checked against the raw HTML.
+_CHALLENGE_HTML = (
+    ("cloudflare", re.compile(r"challenge-platform|cf-browser-verification|cf_chl_|id=[\"']challenge-form", re.I)),
+    ("captcha", re.compile(r"g-recaptcha|h-captcha|cf-turnstile|recaptcha/api\.js|hcaptcha\.com/1/api|"
+                           r"challenges\.cloudflare\.com/turnstile|captcha-delivery\.com|px-captcha", re.I)),
+)
+# A real article has far more text than this; challenge pages have a few sentences.
+_MAX_CHALLENGE_WORDS = 250
+
+
+def visible_text(tree: LexborHTMLParser) -> str:
+    """Title plus body text without script/style, whitespace collapsed (tree is cloned)."""
+    clone = tree.clone()
+    clone.strip_tags(["script", "style", "noscript", "template", "svg"])
+    title = clone.css_first("title")
+    body = clone.body
+    parts = [title.text() if title else "", body.text(separator=" ") if body else ""]
+    return " ".join(" ".join(parts).split())
+
+
+def detect_challenge(html_or_text: str | bytes, *, text: str | None = None) -> str | None:
+    """Label an anti-bot challenge or consent wall ("cloudflare", "captcha", ...), else None.
+
+    Accepts raw HTML or plain title/body text. Only short pages are flagged: a long
+    article that merely mentions captchas is content, not a challenge.
+    """
+    if isinstance(html_or_text, bytes):
+        html_or_text = decode_html(html_or_text)
+    raw = html_or_text or ""
+    is_html = "<" in raw and ">" in raw
+    if text is None:
+        text = visible_text(LexborHTMLParser(raw)) if is_html else " ".join(raw.split())
+    if len(text.split()) > _MAX_CHALLENGE_WORDS:
+        return None
+    for label, rx in _CHALLENGE_TEXT:
+        if rx.search(text):
+            return label
+    if is_html:
+        for label, rx in _CHALLENGE_HTML:
+            if rx.search(raw):
+                return label
+    return None

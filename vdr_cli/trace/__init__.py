@@ -1,0 +1,1 @@
+"""The event contract: types, JSONL reading and writing, schema validation."""
