@@ -1,0 +1,1 @@
+"""Shared network services: the HTTP client, URL policy, capped fetching."""
