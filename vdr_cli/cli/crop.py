@@ -165,6 +165,10 @@ def _crop_records(sink: _Sink, opts: Any, default_boxes: list, limit: int) -> No
             if not isinstance(path, str) or not path:
                 raise InputError("record has no \"path\" (the image to crop)")
             rec_opts = opts
+            if item.get("type") == "crop":
+                # A crop event's box and scale describe its source image, not
+                # the crop file at `path`: crop that file with our own boxes.
+                item = {"path": path}
             if "units" in item or "scale" in item:
                 scales = item.get("scale", opts.scales)
                 scales = [scales] if isinstance(scales, (int, float)) else scales

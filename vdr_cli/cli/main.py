@@ -6,6 +6,7 @@ its body, so `vdr --help` stays fast.
 
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 import typer
@@ -37,15 +38,18 @@ def make_app() -> typer.Typer:
         context_settings={"help_option_names": ["-h", "--help"]},
     )
 
+    def show_version(value: Optional[bool]) -> None:
+        if value:
+            typer.echo(f"vdr {__version__}")
+            raise typer.Exit()
+
     @app.callback()
     def main(
         version: Optional[bool] = typer.Option(
-            None, "--version", "-V", help="Print the version and exit.", is_eager=True
+            None, "--version", "-V", help="Print the version and exit.", is_eager=True, callback=show_version
         ),
     ) -> None:
-        if version:
-            typer.echo(f"vdr {__version__}")
-            raise typer.Exit()
+        pass
 
     pending.register_ask(app)
     crop.register(app)
@@ -57,4 +61,10 @@ def make_app() -> typer.Typer:
 
 def run() -> None:
     """Console-script entry point."""
+    if "_VDR_COMPLETE" in os.environ:
+        # The shell asks for candidates: register typer's completion classes
+        # (skipped otherwise, being import cost nobody else needs).
+        from typer._completion_classes import completion_init
+
+        completion_init()
     make_app()(prog_name="vdr")

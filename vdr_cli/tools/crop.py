@@ -193,7 +193,10 @@ def _render(source: Source, regions: list[Region], opts: CropOptions) -> None:
     img = normalize_mode(img, keep_alpha)
     from PIL import Image
 
-    opts.out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        opts.out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{opts.out_dir}: cannot create the output folder ({exc.strerror or exc})") from None
     for region in regions:
         x1, y1, x2, y2 = region.box
         scaled = tuple(round(v * factor) for v in (x1, y1, x2, y2))
