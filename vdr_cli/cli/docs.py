@@ -42,7 +42,11 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
     ],
     "search": [
         ("vdr search 'Gustave Eiffel' 'Maurice Koechlin' -n 5 | jq -r .url", "several queries at once"),
-        ("vdr search --image crop.jpg --provider serpapi", "reverse image search"),
+        ("vdr search --images 'eiffel tower 1889' --provider searxng | jq -r .image_url", "images by text"),
+        ("VDR_SERPAPI_KEY=… vdr search --image crop.jpg --provider serpapi", "reverse image search (the file goes to SerpApi only)"),
+        ("vdr search --image crop.jpg --describe 'wrought-iron lattice tower'", "keyless: search by a description, upload nothing"),
+        ("vdr crop p.jpg --box 120,80,640,500 | vdr search --image - --provider serpapi", "reverse-search each crop"),
+        ("vdr search 'eiffel tower' --json | jq -c 'select(.type==\"error\")'", "which queries failed, and why"),
     ],
     "browse": [
         ("vdr browse https://example.org --goal architect", "read a page for a goal"),

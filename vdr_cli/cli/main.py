@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 
 from vdr_cli import __version__
-from vdr_cli.cli import completion, config_cmd, crop, pending
+from vdr_cli.cli import completion, config_cmd, crop, pending, search
 from vdr_cli.cli.docs import epilog
 
 HELP = """\
@@ -53,6 +53,7 @@ def make_app() -> typer.Typer:
 
     pending.register_ask(app)
     crop.register(app)
+    search.register(app)
     pending.register_rest(app)
     config_cmd.register(app)
     completion.register(app)

@@ -11,6 +11,7 @@ import hashlib
 import math
 import os
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,14 +198,13 @@ def _render(source: Source, regions: list[Region], opts: CropOptions) -> None:
         opts.out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"{opts.out_dir}: cannot create the output folder ({exc.strerror or exc})") from None
-    for region in regions:
+    def write(region: Region) -> None:
         x1, y1, x2, y2 = region.box
-        scaled = tuple(round(v * factor) for v in (x1, y1, x2, y2))
-        piece = img.crop(scaled)
+        piece = img.crop(tuple(round(v * factor) for v in (x1, y1, x2, y2)))
         if piece.size != region.out_size:
             piece = piece.resize(region.out_size, Image.Resampling.LANCZOS)
         assert region.path is not None
-        tmp = region.path.with_name(f".{region.path.name}.{os.getpid()}.tmp")
+        tmp = region.path.with_name(f".{region.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         kwargs: dict[str, Any] = {"quality": opts.quality} if fmt in ("JPEG", "WEBP") else {"compress_level": 1}
         try:
             piece.save(tmp, fmt, **kwargs)
@@ -212,6 +212,16 @@ def _render(source: Source, regions: list[Region], opts: CropOptions) -> None:
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise InputError(f"{region.path}: cannot write crop ({exc.strerror or exc})") from None
+
+    if len(regions) == 1:
+        write(regions[0])
+        return
+    # Pillow releases the GIL while resizing and encoding: crops run in parallel.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(4, len(regions))) as pool:
+        for future in [pool.submit(write, r) for r in regions]:
+            future.result()
 
 
 def crop_event(source: Source, region: Region) -> Event:

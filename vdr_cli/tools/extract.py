@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import urljoin
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from .extract_meta import decode_html, detect_challenge, page_meta, visible_text
+from .extract_meta import absolute, detect_challenge, page_meta, sniff_encoding
 from .extract_render import Renderer, is_data_table
 
 __all__ = ["Extracted", "extract", "detect_challenge"]
@@ -57,6 +58,9 @@ _UNLIKELY_WORDS = (
     "byline", "author-bio", "tags", "read-more", "readmore", "footer", "masthead", "toolbar", "modal",
 )
 _UNLIKELY_SEL = ", ".join(f'[class*="{w}" i], [id*="{w}" i]' for w in _UNLIKELY_WORDS)
+# The few furniture words worth a whole-page pass before scoring: comment threads and
+# link lists are long enough to outscore a short article.
+_EARLY_SEL = ", ".join(f'[class*="{w}" i], [id*="{w}" i]' for w in ("comment", "disqus", "related", "sidebar"))
 _UNLIKELY = re.compile("|".join(re.escape(w) for w in _UNLIKELY_WORDS), re.I)
 _MAYBE_OK = re.compile(r"and|article|body|column|content|main|shadow|story|text|post", re.I)
 _POSITIVE = re.compile(r"article|body|content|entry|hentry|h-entry|main|page|post|text|blog|story", re.I)
@@ -71,6 +75,11 @@ _TAG_BASE = {
     "address": -3, "ol": -3, "ul": -3, "dl": -3, "dd": -3, "dt": -3, "li": -3, "form": -3,
     "h1": -5, "h2": -5, "h3": -5, "h4": -5, "h5": -5, "h6": -5, "th": -5,
 }
+_BLOCKS = (
+    "address, article, blockquote, dl, div, figure, footer, form, h1, h2, h3, h4, h5, h6, header, "
+    "li, ol, p, pre, section, table, ul"
+)
+_CHILD_BLOCKS = ", ".join("> " + t for t in _BLOCKS.split(", "))
 _WS = re.compile(r"\s+")
 _SENTENCE_END = re.compile(r"\.( |$)")
 
@@ -84,23 +93,24 @@ def _tlen(node: LexborNode) -> int:
     return len(node.text(strip=True) or "")
 
 
-def _class_weight(node: LexborNode, cache: dict[LexborNode, int] | None = None) -> int:
-    if cache is not None and node in cache:
-        return cache[node]
-    attrs = node.attributes
+@lru_cache(maxsize=4096)
+def _weigh(value: str) -> int:
+    # Pages repeat the same class strings many times: cache by string.
     weight = 0
-    for name in ("class", "id"):
-        value = attrs.get(name)
-        if value:
-            if _NEGATIVE.search(value):
-                weight -= 25
-            if _POSITIVE.search(value):
-                weight += 25
-            if _UNLIKELY.search(value) and not _MAYBE_OK.search(value):
-                weight -= 25
-    if cache is not None:
-        cache[node] = weight
+    if _NEGATIVE.search(value):
+        weight -= 25
+    if _POSITIVE.search(value):
+        weight += 25
+    if _UNLIKELY.search(value) and not _MAYBE_OK.search(value):
+        weight -= 25
     return weight
+
+
+def _class_weight(node: LexborNode) -> int:
+    """Readability's class/id hint: +25 per positive, -25 per negative attribute."""
+    attrs = node.attributes
+    cls, ident = attrs.get("class"), attrs.get("id")
+    return (_weigh(cls) if cls else 0) + (_weigh(ident) if ident else 0)
 
 
 def _link_density(node: LexborNode, text_len: int) -> float:
@@ -111,7 +121,8 @@ def _link_density(node: LexborNode, text_len: int) -> float:
 
 
 def _drop(nodes: list[LexborNode], total: int, guard: re.Pattern[str] | None = None) -> None:
-    """Remove furniture nodes, but never one holding most of the page's text (a wrapper)."""
+    """Remove furniture nodes, except a layout wrapper ("has-sidebar") around the article:
+    one holding much of the page's text together with the headline or an <article>."""
     for node in nodes:
         if node.tag in ("html", "body", "article", "main"):
             continue
@@ -119,18 +130,21 @@ def _drop(nodes: list[LexborNode], total: int, guard: re.Pattern[str] | None = N
             attrs = node.attributes
             if guard.search(f"{attrs.get('class') or ''} {attrs.get('id') or ''}"):
                 continue
-        if total and _tlen(node) > total * 0.4:
+        if _tlen(node) > total * 0.4 and node.css_first("h1, article, main, [itemprop=articleBody]") is not None:
             continue
         node.decompose()
 
 
-def _score_paragraphs(body: LexborNode, weigh_classes: bool) -> dict[LexborNode, float]:
+def _score_paragraphs(body: LexborNode, weigh_classes: bool) -> tuple[dict[LexborNode, float], set[int]]:
+    """Score paragraph-like nodes into their ancestors; also return the paragraphs' ids."""
     scores: dict[LexborNode, float] = {}
-    paras = body.css("p, pre, td, blockquote")
-    # Divs and sections with their own text (no <p>: "<div>text<br>text</div>") count too.
-    paras += [n for n in body.css("div, section, article") if len((n.text(deep=False) or "").strip()) >= 25]
-    for para in paras:
-        text = para.text(strip=True) or ""
+    para_ids: set[int] = set()
+    # Divs without block children are paragraphs too (sites that never use <p>), and a div
+    # with <br>-separated text of its own counts by that own text.
+    paras = [(n, n.text(strip=True) or "") for n in body.css(f"p, pre, td, blockquote, div:not(:has({_CHILD_BLOCKS}))")]
+    paras += [(n, n.text(deep=False, strip=True) or "") for n in body.css(f"div:has(> br):has({_CHILD_BLOCKS})")]
+    for para, text in paras:
+        para_ids.add(para.mem_id)
         if len(text) < 25:
             continue
         score = 1 + text.count(",") + text.count("\uff0c") + min(len(text) // 100, 3)
@@ -138,14 +152,14 @@ def _score_paragraphs(body: LexborNode, weigh_classes: bool) -> dict[LexborNode,
         level = 0
         while node is not None and level < 5:
             tag = node.tag
-            if tag in ("html", None) or (tag or "").startswith("#"):
+            if tag in ("html", None) or tag[0] == "#":
                 break
             if node not in scores:
                 scores[node] = _TAG_BASE.get(tag, 0) + (_class_weight(node) if weigh_classes else 0)
             scores[node] += score / (1 if level == 0 else 2 if level == 1 else level * 3)
             node = node.parent
             level += 1
-    return scores
+    return scores, para_ids
 
 
 def _top_candidate(scores: dict[LexborNode, float]) -> tuple[LexborNode | None, float]:
@@ -153,8 +167,9 @@ def _top_candidate(scores: dict[LexborNode, float]) -> tuple[LexborNode | None, 
     final: list[tuple[LexborNode, float]] = []
     best = float("-inf")
     for node, score in ranked[:10]:
-        # Link density only lowers a score: past the best adjusted one nothing can win.
-        if score <= best:
+        # Link density only lowers a score, so candidates whose raw score is below 3/4 of
+        # the best adjusted one can neither win nor count as near-best alternatives.
+        if score < best * 0.75:
             break
         adjusted = score * (1 - _link_density(node, _tlen(node)))
         final.append((node, adjusted))
@@ -164,11 +179,12 @@ def _top_candidate(scores: dict[LexborNode, float]) -> tuple[LexborNode | None, 
         return None, 0.0
     top, top_score = final[0]
     # Several near-best candidates under one ancestor: the ancestor is the article.
-    alts = [n for n, s in ranked[1:6] if s >= top_score * 0.75]
+    alts = [n for n, s in final[1:6] if s >= top_score * 0.75]
     if len(alts) >= 3:
+        alt_ancestors = [_ancestor_ids(a) for a in alts]
         parent = top.parent
         while parent is not None and parent.tag not in ("body", "html", None):
-            if sum(1 for a in alts if _is_ancestor(parent, a)) >= 3:
+            if sum(1 for ids in alt_ancestors if parent.mem_id in ids) >= 3:
                 top = parent
                 break
             parent = parent.parent
@@ -195,13 +211,13 @@ def _top_candidate(scores: dict[LexborNode, float]) -> tuple[LexborNode | None, 
     return top, scores.get(top, top_score)
 
 
-def _is_ancestor(anc: LexborNode, node: LexborNode) -> bool:
+def _ancestor_ids(node: LexborNode) -> set[int]:
+    ids = set()
     p = node.parent
     while p is not None:
-        if p == anc:
-            return True
+        ids.add(p.mem_id)
         p = p.parent
-    return False
+    return ids
 
 
 def _element_children(node: LexborNode) -> list[LexborNode]:
@@ -227,7 +243,10 @@ def _with_siblings(top: LexborNode, top_score: float, scores: dict[LexborNode, f
             picked.append(sib)
             continue
         bonus = top_score * 0.2 if top_class and sib.attributes.get("class") == top_class else 0
-        if sib in scores and scores[sib] + bonus >= threshold:
+        # Link density only lowers a score, so it is computed only when it could matter.
+        if sib in scores and scores[sib] + bonus >= threshold and (
+            scores[sib] * (1 - _link_density(sib, _tlen(sib))) + bonus >= threshold
+        ):
             picked.append(sib)
         elif sib.tag == "p":
             text = _text(sib)
@@ -237,14 +256,13 @@ def _with_siblings(top: LexborNode, top_score: float, scores: dict[LexborNode, f
     return picked
 
 
-def _clean(node: LexborNode, title: str, strict: bool) -> None:
+def _clean(node: LexborNode, title: str, strict: bool, para_ids: set[int]) -> None:
     """Prune blocks inside the chosen article that look like furniture (Readability's
-    "clean conditionally"): link lists, image galleries without text, forms, short snippets."""
-    if strict:
-        _drop(node.css(_UNLIKELY_SEL), _tlen(node), guard=_MAYBE_OK)
+    "clean conditionally"): link lists, image galleries without text, short snippets.
+    Innermost first, so a wrapper is judged on what is left inside it."""
     for el in reversed(node.css("div, section, ul, ol, table, form, figure, header")):
-        if el.parent is None:
-            continue
+        if el.mem_id in para_ids or el.parent is None:
+            continue  # paragraphs are content, however short
         tag = el.tag
         if tag == "table" and is_data_table(el):
             continue
@@ -260,13 +278,16 @@ def _clean(node: LexborNode, title: str, strict: bool) -> None:
             if el.css_first("img") is None:
                 el.decompose()
             continue
-        density = _link_density(el, len(text))
-        if density > (0.5 if weight >= 25 else 0.33):
+        if _link_density(el, len(text)) > (0.5 if weight >= 25 else 0.33):
             el.decompose()
             continue
-        n_p = len(el.css("p"))
-        n_img = len(el.css("img"))
-        if (n_img > 1 and n_p / n_img < 0.5 and tag != "figure") or (not is_list and len(el.css("li")) - 100 > n_p):
+        inner = el.css("p, img, li, div")
+        tags = [n.tag for n in inner]
+        n_img = tags.count("img")
+        # Paragraph-like divs count as paragraphs, as Readability turns them into <p>.
+        n_p = tags.count("p") + sum(1 for n in inner if n.tag == "div" and n.mem_id in para_ids)
+        # Image galleries without text, and (as Readability) divs holding >100 list items.
+        if (n_img > 1 and n_p / n_img < 0.5 and tag != "figure") or (not is_list and tags.count("li") - 100 > n_p):
             el.decompose()
     norm_title = " ".join(title.split()).lower()
     for h in node.css("h1, h2"):
@@ -276,35 +297,47 @@ def _clean(node: LexborNode, title: str, strict: bool) -> None:
             h.decompose()
 
 
+@lru_cache(maxsize=4096)
+def _unlikely(class_and_id: str) -> bool:
+    return bool(_UNLIKELY.search(class_and_id)) and not _MAYBE_OK.search(class_and_id)
+
+
+def _furniture_filter(total: int) -> Callable[[LexborNode], bool]:
+    """A predicate for the renderer: skip comment/share/related/... blocks inside the
+    article (checked while rendering, to avoid a separate pass over the subtree)."""
+
+    def skip(node: LexborNode) -> bool:
+        cls, ident = node.attrs.get("class"), node.id
+        if not (cls or ident) or not _unlikely(f"{cls or ''} {ident or ''}"):
+            return False
+        return node.tag not in ("body", "article", "main") and _tlen(node) <= total * 0.4
+
+    return skip
+
+
 def _base_url(tree: LexborHTMLParser, url: str | None) -> str | None:
     base = tree.css_first("base[href]")
     href = (base.attributes.get("href") or "").strip() if base is not None else ""
-    if href:
-        try:
-            return urljoin(url, href) if url else href
-        except ValueError:
-            return url
-    return url
+    return absolute(url, href) if href else url
 
 
-def _main_nodes(tree: LexborHTMLParser, title: str, strict: bool) -> list[LexborNode]:
-    body = tree.body
-    if body is None:
-        return []
-    total = _tlen(body)
+def _main_nodes(body: LexborNode, title: str, strict: bool, total: int) -> tuple[list[LexborNode], int]:
+    """Return the article's nodes (best candidate plus qualifying siblings), cleaned, and
+    their text length. `total` is the page's text length, for the wrapper guard."""
     _drop(body.css(_FURNITURE_SEL), total)
-    scores = _score_paragraphs(body, weigh_classes=strict)
+    if strict:
+        _drop(body.css(_EARLY_SEL), total, guard=_MAYBE_OK)
+    scores, para_ids = _score_paragraphs(body, weigh_classes=strict)
     top, top_score = _top_candidate(scores)
-    if top is None:
-        return [body]
-    nodes = _with_siblings(top, top_score, scores)
+    nodes = _with_siblings(top, top_score, scores) if top is not None else [body]
     for n in nodes:
-        _clean(n, title, strict)
-    return nodes
+        _clean(n, title, strict, para_ids)
+    return nodes, sum(_tlen(n) for n in nodes)
 
 
-def _render(nodes: list[LexborNode], base: str | None) -> Renderer:
-    r = Renderer(base)
+def _render(body: LexborNode, title: str, base: str | None, strict: bool, total: int) -> Renderer:
+    nodes, main_total = _main_nodes(body, title, strict, total)
+    r = Renderer(base, skip=_furniture_filter(main_total) if strict else None)
     for n in nodes:
         r.render(n)
         r.flush()
@@ -314,24 +347,33 @@ def _render(nodes: list[LexborNode], base: str | None) -> Renderer:
 def extract(html: str | bytes, url: str | None = None, max_chars: int | None = None) -> Extracted:
     """Extract title, main text (light Markdown), links, images and metadata from a page."""
     if isinstance(html, bytes):
-        html = decode_html(html)
-    html = html or ""
-    if not html.strip():
+        enc, skip = sniff_encoding(html)
+        # lexbor reads UTF-8 bytes itself (invalid bytes become U+FFFD): skip a Python decode.
+        html = html[skip:] if enc in (None, "utf-8") else html[skip:].decode(enc, errors="replace")
+    if not html or not html.strip():
         return Extracted()
     tree = LexborHTMLParser(html)
     base = _base_url(tree, url)
     title, meta = page_meta(tree, base)
+    title_node = tree.css_first("title")
     tree.strip_tags(_JUNK_TAGS)
-    # A second, lenient pass (no unlikely-candidate removal, no class weights) rescues
-    # pages whose article container carries an "unlikely" class name.
-    r = _render(_main_nodes(tree, title, strict=True), base)
+    body = tree.body
+    if body is None:
+        return Extracted(title=title, meta=meta)
+    # Visible text before any pruning: the wrapper guard's yardstick and the input to
+    # challenge detection (consent banners are pruned later).
+    visible = body.text(separator=" ", strip=True) or ""
+    r = _render(body, title, base, strict=True, total=len(visible))
     text = r.text()
     if len(text) < 500:
+        # A lenient second pass (no unlikely-class removal, no class weights) rescues
+        # pages whose article container carries an "unlikely" class name.
         tree = LexborHTMLParser(html)
         tree.strip_tags(_JUNK_TAGS)
-        r2 = _render(_main_nodes(tree, title, strict=False), base)
-        if len(r2.text()) > len(text) * 2:
-            r, text = r2, r2.text()
+        if tree.body is not None:
+            r2 = _render(tree.body, title, base, strict=False, total=len(visible))
+            if len(r2.text()) > len(text) * 2:
+                r, text = r2, r2.text()
     out = Extracted(
         title=title,
         text=text,
@@ -339,8 +381,10 @@ def extract(html: str | bytes, url: str | None = None, max_chars: int | None = N
         images=[{"src": s, "alt": a} for s, a in r.images.items()],
         meta=meta,
     )
-    if len(text.split()) < 250:
-        out.challenge = detect_challenge(html, text=visible_text(LexborHTMLParser(html)))
+    if len(text) < 3000 and len(text.split()) < 250:
+        raw = html if isinstance(html, str) else html.decode("utf-8", errors="replace")
+        page_title = title_node.text() if title_node is not None else ""
+        out.challenge = detect_challenge(raw, text=f"{page_title} {visible}")
     if max_chars is not None and len(out.text) > max_chars:
         out.text = out.text[: max(max_chars, 0)].rstrip()
         out.truncated = True

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import codecs
 import re
+from functools import lru_cache
 from urllib.parse import urljoin
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
@@ -21,11 +22,11 @@ _BOMS = (
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 
 
-def decode_html(data: bytes) -> str:
-    """Decode page bytes: BOM first, then a <meta> charset, else UTF-8 with replacement."""
+def sniff_encoding(data: bytes) -> tuple[str | None, int]:
+    """Return (codec name or None if undeclared, BOM length) from a BOM or a <meta> charset."""
     for bom, enc in _BOMS:
         if data.startswith(bom):
-            return data[len(bom) :].decode(enc, errors="replace")
+            return enc, len(bom)
     m = _META_CHARSET.search(data[:4096])
     if m:
         name = m.group(1).decode("ascii", "replace").lower()
@@ -33,12 +34,30 @@ def decode_html(data: bytes) -> str:
         if name in ("iso-8859-1", "latin-1", "latin1", "us-ascii", "ascii"):
             name = "cp1252"
         try:
-            codecs.lookup(name)
+            name = codecs.lookup(name).name
         except LookupError:
-            name = ""
-        if name and not name.startswith("utf-16"):  # a meta tag readable as ASCII can't be UTF-16
-            return data.decode(name, errors="replace")
-    return data.decode("utf-8", errors="replace")
+            return None, 0
+        if not name.startswith("utf-16"):  # a meta tag readable as ASCII can't be UTF-16
+            return name, 0
+    return None, 0
+
+
+def decode_html(data: bytes) -> str:
+    """Decode page bytes: BOM first, then a <meta> charset, else UTF-8 with replacement."""
+    enc, skip = sniff_encoding(data)
+    return data[skip:].decode(enc or "utf-8", errors="replace")
+
+
+@lru_cache(maxsize=8192)
+def absolute(base: str | None, href: str) -> str:
+    """Resolve href against base; malformed URLs are kept as written."""
+    href = href.strip()
+    if not base or href.startswith(("http://", "https://")):
+        return href
+    try:
+        return urljoin(base, href)
+    except ValueError:  # bad IPv6 brackets and the like
+        return href
 
 
 def _attr(node: LexborNode | None, name: str) -> str:
@@ -47,12 +66,24 @@ def _attr(node: LexborNode | None, name: str) -> str:
     return (node.attributes.get(name) or "").strip()
 
 
-def _meta(tree: LexborHTMLParser, *keys: str) -> str:
+def _meta_tags(tree: LexborHTMLParser) -> dict[str, str]:
+    """All <meta> property/name/itemprop keys (lowercased) to content, first one wins."""
+    out: dict[str, str] = {}
+    for node in tree.css("meta[content]"):
+        attrs = node.attributes
+        content = (attrs.get("content") or "").strip()
+        if not content:
+            continue
+        for key in (attrs.get("property"), attrs.get("name"), attrs.get("itemprop")):
+            if key:
+                out.setdefault(key.strip().lower(), content)
+    return out
+
+
+def _first(tags: dict[str, str], *keys: str) -> str:
     for key in keys:
-        for sel in (f'meta[property="{key}"]', f'meta[name="{key}" i]', f'meta[itemprop="{key}"]'):
-            value = _attr(tree.css_first(sel), "content")
-            if value:
-                return value
+        if tags.get(key):
+            return tags[key]
     return ""
 
 
@@ -65,20 +96,23 @@ def page_meta(tree: LexborHTMLParser, base: str | None) -> tuple[str, dict[str, 
     meta: dict[str, str] = {}
     canonical = _attr(tree.css_first('link[rel="canonical" i]'), "href")
     if canonical:
-        meta["canonical"] = urljoin(base, canonical) if base else canonical
-    og_title = _meta(tree, "og:title")
+        meta["canonical"] = absolute(base, canonical)
+    tags = _meta_tags(tree)
+    og_title = _first(tags, "og:title")
     if og_title:
         meta["og_title"] = og_title
-    og_image = _meta(tree, "og:image", "og:image:url", "twitter:image")
+    og_image = _first(tags, "og:image", "og:image:url", "twitter:image")
     if og_image:
-        meta["og_image"] = urljoin(base, og_image) if base else og_image
-    description = _meta(tree, "description", "og:description", "twitter:description")
+        meta["og_image"] = absolute(base, og_image)
+    description = _first(tags, "description", "og:description", "twitter:description")
     if description:
         meta["description"] = description
-    published = _meta(tree, "article:published_time", "datePublished", "pubdate", "publishdate", "date", "dc.date")
+    published = _first(tags, "article:published_time", "datepublished", "pubdate", "publishdate", "date", "dc.date")
     if not published:
         for script in tree.css('script[type="application/ld+json"]'):
-            m = _JSONLD_DATE.search(script.text() or "")
+            data = script.text() or ""
+            at = data.find('"datePublished"')  # plain find first: JSON-LD blobs can be large
+            m = _JSONLD_DATE.match(data, at) if at >= 0 else None
             if m:
                 published = m.group(1)
                 break
@@ -86,7 +120,7 @@ def page_meta(tree: LexborHTMLParser, base: str | None) -> tuple[str, dict[str, 
         published = _attr(tree.css_first("time[datetime]"), "datetime")
     if published:
         meta["published"] = published
-    title = og_title or _meta(tree, "twitter:title")
+    title = og_title or _first(tags, "twitter:title")
     if not title:
         node = tree.css_first("title")
         # "Headline | Site name": the site name is noise for a title.

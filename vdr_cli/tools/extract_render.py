@@ -1,15 +1,17 @@
 """Render a cleaned HTML subtree as plain text with light Markdown.
 
 Headings become `#` lines, paragraphs are separated by blank lines, list items start with
-`- `, data tables become `| a | b |` rows. Links and images met on the way are collected.
+`- `, data tables become `| a | b |` rows, code blocks are fenced. Links and images met on
+the way are collected with absolute addresses.
 """
 
 from __future__ import annotations
 
 import re
-from urllib.parse import urljoin
-
+from collections.abc import Callable
 from selectolax.lexbor import LexborNode
+
+from .extract_meta import absolute
 
 BLOCK_TAGS = frozenset(
     "address article aside blockquote center dd details dialog div dl dt fieldset figcaption figure "
@@ -17,26 +19,31 @@ BLOCK_TAGS = frozenset(
     "thead tfoot tr td th ul caption body html".split()
 )
 _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
+# Blocks that hold only inline content once the parser is done: their text can be taken in
+# one C call instead of walking every inline node in Python.
+_FLAT_BLOCKS = frozenset("p h1 h2 h3 h4 h5 h6 figcaption dt caption summary".split())
+_NESTED = "br, div, p, ul, ol, table, pre, blockquote, h1, h2, h3, h4, h5, h6, figure, section, li, dl"
 _SKIP_TAGS = frozenset("script style noscript template svg head title button select input textarea option iframe".split())
-_WS = re.compile(r"\s+")
 _SKIP_HREF = re.compile(r"^\s*(?:javascript:|mailto:|tel:|data:|#)", re.I)
 
 
 def is_data_table(table: LexborNode) -> bool:
     """Tell a data table from a layout table (old sites lay pages out with tables)."""
-    attrs = table.attributes
-    if (attrs.get("role") or "").lower() in ("presentation", "none"):
+    if (table.attributes.get("role") or "").lower() in ("presentation", "none"):
         return False
-    if table.css_first("table, p, div div, h1, h2, h3") is not None:
-        return False
-    return True
+    return table.css_first("table, p, div div, h1, h2, h3") is None
+
+
+def _squash(text: str | None) -> str:
+    return " ".join((text or "").split())
 
 
 class Renderer:
     """Walks nodes in document order and accumulates Markdown blocks, links and images."""
 
-    def __init__(self, base: str | None) -> None:
+    def __init__(self, base: str | None, skip: Callable[[LexborNode], bool] | None = None) -> None:
         self.base = base
+        self.skip = skip
         self.blocks: list[str] = []
         self.line: list[str] = []
         self.prefix = ""
@@ -44,52 +51,50 @@ class Renderer:
         self.images: dict[str, str] = {}
         self.list_depth = 0
 
-    # -- output helpers
     def flush(self) -> None:
-        text = _WS.sub(" ", "".join(self.line)).strip()
+        text = _squash("".join(self.line))
         self.line = []
         if text:
             self.blocks.append(self.prefix + text)
         self.prefix = ""
 
-    def url(self, href: str) -> str:
-        href = href.strip()
-        if not self.base:
-            return href
-        try:
-            return urljoin(self.base, href)
-        except ValueError:  # malformed URLs (bad IPv6 brackets, ...) are kept as written
-            return href
-
     def text(self) -> str:
-        return "\n\n".join(self.blocks)
+        out: list[str] = []
+        prev_item = False
+        for block in self.blocks:
+            item = block.lstrip(" ").startswith("- ")
+            # List items stay on consecutive lines; other blocks get a blank line between.
+            out.append(("\n" if prev_item and item else "\n\n") + block if out else block)
+            prev_item = item
+        return "".join(out)
 
-    # -- traversal
     def render(self, node: LexborNode) -> None:
         tag = node.tag
         if tag == "-text":
             self.line.append(node.text_content or "")
             return
-        if tag is None or tag.startswith("-") or tag in _SKIP_TAGS:
-            return  # comments, doctype, leftovers
+        if tag is None or tag[0] in "-#!" or tag in _SKIP_TAGS:
+            return  # comments, doctype
+        if self.skip is not None and self.skip(node):
+            return
         if tag == "br":
-            self.line.append("\n")
             if self.prefix or self.list_depth:
-                return
-            self.flush()
+                self.line.append(" ")  # keep list items and headings on one line
+            else:
+                self.flush()
             return
         if tag == "img":
             self.image(node)
             return
         if tag == "a":
             self.link(node)
-        if tag == "table" and is_data_table(node):
+        elif tag == "table" and is_data_table(node):
             self.flush()
             self.table(node)
             return
-        if tag == "pre":
+        elif tag == "pre":
             self.flush()
-            code = (node.text(deep=True) or "").strip("\n")
+            code = (node.text() or "").strip("\n")
             if code.strip():
                 self.blocks.append("```\n" + code + "\n```")
             return
@@ -103,13 +108,14 @@ class Renderer:
             self.prefix = "  " * max(self.list_depth - 1, 0) + "- "
         elif tag == "blockquote":
             self.prefix = "> "
-        if tag in ("ul", "ol"):
+        if tag in _FLAT_BLOCKS and node.css_first(_NESTED) is None:
+            self.line.append(node.text() or "")
+            for el in node.css("a, img"):
+                self.link(el) if el.tag == "a" else self.image(el)
+        elif tag in ("ul", "ol"):
             self.list_depth += 1
             self.children(node)
             self.list_depth -= 1
-        elif tag in ("li", "blockquote") or tag in _HEADINGS:
-            # Keep the prefix for the first line of the block only.
-            self.children(node)
         else:
             self.children(node)
         self.flush()
@@ -121,12 +127,12 @@ class Renderer:
             child = child.next
 
     def link(self, node: LexborNode) -> None:
-        href = node.attributes.get("href") or ""
+        href = node.attributes.get("href")
         if not href or _SKIP_HREF.match(href):
             return
-        url = self.url(href)
+        url = absolute(self.base, href)
         if url not in self.links:
-            self.links[url] = _WS.sub(" ", node.text() or "").strip()
+            self.links[url] = _squash(node.text())
 
     def image(self, node: LexborNode) -> None:
         attrs = node.attributes
@@ -137,19 +143,22 @@ class Renderer:
         src = src.strip()
         if not src or src.startswith("data:"):
             return
-        url = self.url(src)
+        url = absolute(self.base, src)
         if url not in self.images:
             self.images[url] = (attrs.get("alt") or "").strip()
 
     def table(self, table: LexborNode) -> None:
-        for row in table.css("tr"):
-            cells = [_WS.sub(" ", c.text() or "").strip().replace("|", "\\|") for c in row.css("th, td")]
-            if any(cells):
-                self.blocks.append("| " + " | ".join(cells) + " |")
-        for cell in table.css("a, img"):
-            self.link(cell) if cell.tag == "a" else self.image(cell)
         caption = table.css_first("caption")
-        if caption is not None:
-            text = _WS.sub(" ", caption.text() or "").strip()
-            if text:
-                self.blocks.append(text)
+        if caption is not None and _squash(caption.text()):
+            self.blocks.append(_squash(caption.text()))
+        rows = []
+        for row in table.css("tr"):
+            cells = [_squash(c.text()).replace("|", "\\|") for c in row.css("th, td")]
+            if any(cells):
+                rows.append("| " + " | ".join(cells) + " |")
+                if len(rows) == 1:  # header separator, so the table is valid Markdown
+                    rows.append("|" + " --- |" * len(cells))
+        if rows:
+            self.blocks.append("\n".join(rows))
+        for el in table.css("a, img"):
+            self.link(el) if el.tag == "a" else self.image(el)
