@@ -33,6 +33,7 @@ SETTINGS: dict[str, Setting] = {
         # 16 GiB machine; the reference's 160k needs server memory.
         Setting("model.ctx", int, 32768, "context window in tokens for in-process models", env="VDR_CTX"),
         Setting("model.n_gpu_layers", int, -1, "layers offloaded to the GPU (-1: all the build supports, 0: CPU only)"),
+        Setting("model.hub_url", str, "https://huggingface.co", "model hub that `vdr model pull` downloads from", env="VDR_HUB_URL"),
         Setting("model.threads", int, 0, "CPU threads for in-process models (0: automatic)"),
         Setting("search.provider", str, "duckduckgo", "text search provider: duckduckgo, searxng, serper, brave, serpapi"),
         Setting("search.image_provider", str, "describe", "reverse image provider: serpapi, serper, describe (keyless, no upload)"),
@@ -53,6 +54,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("net.allow_private", bool, False, "let model-chosen URLs reach private, loopback and link-local addresses"),
         Setting("net.timeout", float, 20.0, "seconds allowed for one HTTP request"),
         Setting("net.max_bytes", int, 5_000_000, "largest response body read, in bytes"),
+        Setting("browse.max_chars", int, 120_000, "characters of main text kept per page (the reference model was trained on 120,000)"),
         Setting("cache.enabled", bool, True, "cache network results on disk"),
         Setting("cache.ttl", int, 7 * 24 * 3600, "seconds a cached network result stays fresh"),
         Setting("crop.max_pixels", int, 200_000_000, "largest image accepted, in pixels (decompression-bomb guard)"),

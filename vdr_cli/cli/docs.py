@@ -51,15 +51,35 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
     "browse": [
         ("vdr browse https://example.org --goal architect", "read a page for a goal"),
         ("vdr search 'eiffel tower architect' | vdr browse --goal 'who designed it' | jq -r .summary", "read search hits"),
+        ("printf '%s\\n' https://a.example https://b.example | vdr browse --json | jq -r .title", "URLs as lines on stdin"),
+        ("vdr browse https://intranet.local/page --no-cache --max-chars 5000", "skip the cache, keep 5,000 characters"),
     ],
+    "cache": [
+        ("vdr cache stats", "entries and size of the network cache"),
+        ("vdr cache clear --namespace browse", "forget cached pages only"),
+    ],
+    "cache path": [("vdr cache path", "the SQLite file")],
+    "cache stats": [("vdr cache stats --json | jq .entries", "the number of entries")],
+    "cache clear": [("vdr cache clear", "remove everything")],
     "replay": [
         ("vdr replay trace.jsonl", "a readable timeline"),
         ("vdr replay trace.jsonl --check", "validate a trace"),
     ],
     "model": [
-        ("vdr model list", "registered models"),
+        ("vdr model list", "registered models, and the ones pull knows"),
+        ("vdr model pull qwen3-vl-8b", "download a known model (resumable, verified)"),
         ("vdr model add mine --gguf model.gguf --mmproj mmproj.gguf", "register local files"),
+        ("vdr ask photo.jpg 'where is this?' --model openai:vdr-8b@http://gpu:8000/v1", "use a model on an OpenAI-compatible server"),
     ],
+    "model list": [("vdr model list --json | jq -r 'select(.installed) | .name'", "names of installed models")],
+    "model pull": [
+        ("vdr model pull vdr-8b", "the reference model and its vision projector"),
+        ("HF_TOKEN=hf_xxx vdr model pull mine --repo me/private-gguf --file m.gguf", "a gated or private repository"),
+    ],
+    "model add": [("vdr model add vdr-8b --gguf ~/models/vdr-8b-q4.gguf --mmproj ~/models/mmproj.gguf", "use files you converted yourself")],
+    "model rm": [("vdr model rm qwen3-vl-8b --delete-files", "unregister and delete downloaded files")],
+    "model info": [("vdr model info vdr-8b", "architecture, context length, projector"), ("vdr model info ./x.gguf --json", "any GGUF file")],
+    "model path": [("ls -l \"$(vdr model path vdr-8b)\"", "the GGUF file"), ("vdr model path vdr-8b --mmproj", "the projector")],
 }
 
 ENVIRONMENT: list[tuple[str, str]] = [

@@ -35,7 +35,7 @@ def _paint(text: str, code: str) -> str:
 
 def say(command: str, level: str, message: str) -> None:
     """One diagnostic line on stderr: `vdr crop: warning: …`."""
-    color = {"error": "31;1", "warning": "33", "hint": "36"}.get(level, "0")
+    color = {"error": "31;1", "warning": "33", "hint": "36", "info": "32"}.get(level, "0")
     prefix = f"vdr {command}: " if command else "vdr: "
     first_line = " ".join(str(message).split("\n")[0].split()) if message else ""
     try:

@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 
 from vdr_cli import __version__
-from vdr_cli.cli import completion, config_cmd, crop, pending, search
+from vdr_cli.cli import browse, cache_cmd, completion, config_cmd, crop, model_cmd, pending, search
 from vdr_cli.cli.docs import epilog
 
 HELP = """\
@@ -54,8 +54,11 @@ def make_app() -> typer.Typer:
     pending.register_ask(app)
     crop.register(app)
     search.register(app)
+    browse.register(app)
     pending.register_rest(app)
+    model_cmd.register(app)
     config_cmd.register(app)
+    cache_cmd.register(app)
     completion.register(app)
     return app
 

@@ -53,5 +53,5 @@ def register_ask(app: typer.Typer) -> None:
 
 
 def register_rest(app: typer.Typer) -> None:
-    for name in ("browse", "replay", "model"):
+    for name in ("replay",):
         _add(app, name)

@@ -18,7 +18,7 @@ from typing import Any
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from .extract_meta import absolute, detect_challenge, page_meta, sniff_encoding
-from .extract_render import Renderer, is_data_table
+from .extract_render import Rendered, is_data_table, render
 
 __all__ = ["Extracted", "extract", "detect_challenge"]
 
@@ -38,15 +38,14 @@ class Extracted:
 
 
 # Never content; removed with lexbor's C-level strip before any scoring.
-_JUNK_TAGS = [
-    "script", "style", "noscript", "template", "svg", "iframe", "object", "embed", "canvas",
-    "link", "meta", "button", "input", "select", "textarea", "dialog", "nav", "aside", "footer",
-]
-# Page furniture by role/state; checked against text share before removal (see _drop).
+# Never content, and cheap to strip in C (one tree walk per tag, so the list is short).
+_JUNK_TAGS = ["script", "style", "noscript", "template", "svg", "iframe"]
+# Page furniture by tag, role or state: one selector pass, see _drop.
+_FURNITURE_TAGS = frozenset("nav aside footer header button select textarea input dialog form object embed".split())
 _FURNITURE_SEL = (
-    "header, [role=navigation], [role=banner], [role=contentinfo], [role=complementary], "
-    "[role=dialog], [role=alertdialog], [hidden], [aria-hidden=true], "
-    '[style*="display:none"], [style*="display: none"], [style*="visibility:hidden"]'
+    ", ".join(sorted(_FURNITURE_TAGS - {"form"})) + ", [role=navigation], [role=banner], "
+    "[role=contentinfo], [role=complementary], [role=dialog], [role=alertdialog], [hidden], "
+    '[aria-hidden=true], [style*="display:none"], [style*="display: none"], [style*="visibility:hidden"]'
 )
 # Readability's "unlikely candidate" words plus consent/share/newsletter furniture.
 _UNLIKELY_WORDS = (
@@ -60,7 +59,8 @@ _UNLIKELY_WORDS = (
 _UNLIKELY_SEL = ", ".join(f'[class*="{w}" i], [id*="{w}" i]' for w in _UNLIKELY_WORDS)
 # The few furniture words worth a whole-page pass before scoring: comment threads and
 # link lists are long enough to outscore a short article.
-_EARLY_SEL = ", ".join(f'[class*="{w}" i], [id*="{w}" i]' for w in ("comment", "disqus", "related", "sidebar"))
+_EARLY_SEL = _FURNITURE_SEL + ", " + ", ".join(
+    f'[class*="{w}" i], [id*="{w}" i]' for w in ("comment", "disqus", "related", "sidebar"))
 _UNLIKELY = re.compile("|".join(re.escape(w) for w in _UNLIKELY_WORDS), re.I)
 _MAYBE_OK = re.compile(r"and|article|body|column|content|main|shadow|story|text|post", re.I)
 _POSITIVE = re.compile(r"article|body|content|entry|hentry|h-entry|main|page|post|text|blog|story", re.I)
@@ -120,15 +120,17 @@ def _link_density(node: LexborNode, text_len: int) -> float:
     return min(link_len / text_len, 1.0)
 
 
-def _drop(nodes: list[LexborNode], total: int, guard: re.Pattern[str] | None = None) -> None:
+def _drop(nodes: list[LexborNode], total: int) -> None:
     """Remove furniture nodes, except a layout wrapper ("has-sidebar") around the article:
     one holding much of the page's text together with the headline or an <article>."""
     for node in nodes:
-        if node.tag in ("html", "body", "article", "main"):
+        tag = node.tag
+        if tag in ("html", "body", "article", "main") or node.parent is None:
             continue
-        if guard is not None:
-            attrs = node.attributes
-            if guard.search(f"{attrs.get('class') or ''} {attrs.get('id') or ''}"):
+        attrs = node.attrs
+        if tag not in _FURNITURE_TAGS and not (attrs.get("role") or "hidden" in attrs or "aria-hidden" in attrs or "style" in attrs):
+            # Matched by a class/id word: Readability's "maybe a candidate" words veto it.
+            if _MAYBE_OK.search(f"{attrs.get('class') or ''} {attrs.get('id') or ''}"):
                 continue
         if _tlen(node) > total * 0.4 and node.css_first("h1, article, main, [itemprop=articleBody]") is not None:
             continue
@@ -232,22 +234,24 @@ def _element_children(node: LexborNode) -> list[LexborNode]:
 
 
 def _with_siblings(top: LexborNode, top_score: float, scores: dict[LexborNode, float]) -> list[LexborNode]:
+    """Readability's sibling step: the article may be split across sibling blocks."""
     parent = top.parent
     if parent is None or parent.tag in ("html", None):
         return [top]
     threshold = max(10.0, top_score * 0.2)
-    top_class = top.attributes.get("class") or ""
+    top_class = top.attrs.get("class") or ""
+    top_id = top.mem_id
     picked = []
-    for sib in _element_children(parent):
-        if sib == top:
+    for sib in parent.iter():
+        if sib.mem_id == top_id:
             picked.append(sib)
             continue
-        bonus = top_score * 0.2 if top_class and sib.attributes.get("class") == top_class else 0
-        # Link density only lowers a score, so it is computed only when it could matter.
-        if sib in scores and scores[sib] + bonus >= threshold and (
-            scores[sib] * (1 - _link_density(sib, _tlen(sib))) + bonus >= threshold
-        ):
-            picked.append(sib)
+        score = scores.get(sib)
+        if score is not None:
+            bonus = top_score * 0.2 if top_class and sib.attrs.get("class") == top_class else 0
+            # Link density only lowers a score, so it is computed only when it could matter.
+            if score + bonus >= threshold and score * (1 - _link_density(sib, _tlen(sib))) + bonus >= threshold:
+                picked.append(sib)
         elif sib.tag == "p":
             text = _text(sib)
             density = _link_density(sib, _tlen(sib))
@@ -261,8 +265,8 @@ def _clean(node: LexborNode, title: str, strict: bool, para_ids: set[int]) -> No
     "clean conditionally"): link lists, image galleries without text, short snippets.
     Innermost first, so a wrapper is judged on what is left inside it."""
     for el in reversed(node.css("div, section, ul, ol, table, form, figure, header")):
-        if el.mem_id in para_ids or el.parent is None:
-            continue  # paragraphs are content, however short
+        if el.mem_id in para_ids or el.parent is None or el.mem_id == node.mem_id:
+            continue  # paragraphs are content, however short; the node itself was chosen
         tag = el.tag
         if tag == "table" and is_data_table(el):
             continue
@@ -285,15 +289,18 @@ def _clean(node: LexborNode, title: str, strict: bool, para_ids: set[int]) -> No
         tags = [n.tag for n in inner]
         n_img = tags.count("img")
         # Paragraph-like divs count as paragraphs, as Readability turns them into <p>.
-        n_p = tags.count("p") + sum(1 for n in inner if n.tag == "div" and n.mem_id in para_ids)
+        n_p = tags.count("p") + sum(1 for n in inner if n.tag == "div" and n.mem_id in para_ids and n.mem_id != el.mem_id)
         # Image galleries without text, and (as Readability) divs holding >100 list items.
         if (n_img > 1 and n_p / n_img < 0.5 and tag != "figure") or (not is_list and tags.count("li") - 100 > n_p):
             el.decompose()
     norm_title = " ".join(title.split()).lower()
     for h in node.css("h1, h2"):
         text = _text(h).lower()
-        # The headline is reported as `title`; repeating it in the text is noise.
-        if not text or (norm_title and (text in norm_title or norm_title in text)) or (strict and _class_weight(h) < 0):
+        # The headline is reported as `title`; repeating it in the text is noise. Titles
+        # often carry a site-name suffix, hence containment with similar lengths.
+        same = bool(norm_title) and (text in norm_title or norm_title in text) and (
+            min(len(text), len(norm_title)) >= 0.6 * max(len(text), len(norm_title)))
+        if not text or same or (strict and _class_weight(h) < 0):
             h.decompose()
 
 
@@ -316,7 +323,7 @@ def _furniture_filter(total: int) -> Callable[[LexborNode], bool]:
 
 
 def _base_url(tree: LexborHTMLParser, url: str | None) -> str | None:
-    base = tree.css_first("base[href]")
+    base = tree.head.css_first("base[href]") if tree.head is not None else None
     href = (base.attributes.get("href") or "").strip() if base is not None else ""
     return absolute(url, href) if href else url
 
@@ -324,9 +331,7 @@ def _base_url(tree: LexborHTMLParser, url: str | None) -> str | None:
 def _main_nodes(body: LexborNode, title: str, strict: bool, total: int) -> tuple[list[LexborNode], int]:
     """Return the article's nodes (best candidate plus qualifying siblings), cleaned, and
     their text length. `total` is the page's text length, for the wrapper guard."""
-    _drop(body.css(_FURNITURE_SEL), total)
-    if strict:
-        _drop(body.css(_EARLY_SEL), total, guard=_MAYBE_OK)
+    _drop(body.css(_EARLY_SEL if strict else _FURNITURE_SEL), total)
     scores, para_ids = _score_paragraphs(body, weigh_classes=strict)
     top, top_score = _top_candidate(scores)
     nodes = _with_siblings(top, top_score, scores) if top is not None else [body]
@@ -335,13 +340,9 @@ def _main_nodes(body: LexborNode, title: str, strict: bool, total: int) -> tuple
     return nodes, sum(_tlen(n) for n in nodes)
 
 
-def _render(body: LexborNode, title: str, base: str | None, strict: bool, total: int) -> Renderer:
+def _render(body: LexborNode, title: str, base: str | None, strict: bool, total: int) -> Rendered:
     nodes, main_total = _main_nodes(body, title, strict, total)
-    r = Renderer(base, skip=_furniture_filter(main_total) if strict else None)
-    for n in nodes:
-        r.render(n)
-        r.flush()
-    return r
+    return render(nodes, base, skip=_furniture_filter(main_total) if strict else None)
 
 
 def extract(html: str | bytes, url: str | None = None, max_chars: int | None = None) -> Extracted:
@@ -355,7 +356,7 @@ def extract(html: str | bytes, url: str | None = None, max_chars: int | None = N
     tree = LexborHTMLParser(html)
     base = _base_url(tree, url)
     title, meta = page_meta(tree, base)
-    title_node = tree.css_first("title")
+    title_node = tree.head.css_first("title") if tree.head is not None else None
     tree.strip_tags(_JUNK_TAGS)
     body = tree.body
     if body is None:
@@ -364,16 +365,16 @@ def extract(html: str | bytes, url: str | None = None, max_chars: int | None = N
     # challenge detection (consent banners are pruned later).
     visible = body.text(separator=" ", strip=True) or ""
     r = _render(body, title, base, strict=True, total=len(visible))
-    text = r.text()
-    if len(text) < 500:
+    if len(r.text) < 500:
         # A lenient second pass (no unlikely-class removal, no class weights) rescues
         # pages whose article container carries an "unlikely" class name.
         tree = LexborHTMLParser(html)
         tree.strip_tags(_JUNK_TAGS)
         if tree.body is not None:
             r2 = _render(tree.body, title, base, strict=False, total=len(visible))
-            if len(r2.text()) > len(text) * 2:
-                r, text = r2, r2.text()
+            if len(r2.text) > len(r.text) * 2:
+                r = r2
+    text = r.text
     out = Extracted(
         title=title,
         text=text,

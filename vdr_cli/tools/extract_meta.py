@@ -66,10 +66,10 @@ def _attr(node: LexborNode | None, name: str) -> str:
     return (node.attributes.get(name) or "").strip()
 
 
-def _meta_tags(tree: LexborHTMLParser) -> dict[str, str]:
+def _meta_tags(head: LexborNode) -> dict[str, str]:
     """All <meta> property/name/itemprop keys (lowercased) to content, first one wins."""
     out: dict[str, str] = {}
-    for node in tree.css("meta[content]"):
+    for node in head.css("meta[content]"):
         attrs = node.attributes
         content = (attrs.get("content") or "").strip()
         if not content:
@@ -94,10 +94,14 @@ _TITLE_SPLIT = re.compile(r"\s+[|\u2013\u2014-]\s+[^|\u2013\u2014-]{2,40}$")
 def page_meta(tree: LexborHTMLParser, base: str | None) -> tuple[str, dict[str, str]]:
     """Return (title, meta) from head tags, JSON-LD and <time>; run before scripts are dropped."""
     meta: dict[str, str] = {}
-    canonical = _attr(tree.css_first('link[rel="canonical" i]'), "href")
+    # Head tags only: searching a whole large document for them costs more than it finds.
+    head = tree.head if tree.head is not None else tree.root
+    if head is None:
+        return "", meta
+    canonical = _attr(head.css_first('link[rel="canonical" i]'), "href")
     if canonical:
         meta["canonical"] = absolute(base, canonical)
-    tags = _meta_tags(tree)
+    tags = _meta_tags(head)
     og_title = _first(tags, "og:title")
     if og_title:
         meta["og_title"] = og_title
@@ -122,7 +126,7 @@ def page_meta(tree: LexborHTMLParser, base: str | None) -> tuple[str, dict[str, 
         meta["published"] = published
     title = og_title or _first(tags, "twitter:title")
     if not title:
-        node = tree.css_first("title")
+        node = head.css_first("title")
         # "Headline | Site name": the site name is noise for a title.
         title = _TITLE_SPLIT.sub("", " ".join((node.text() if node else "").split()))
     if not title:

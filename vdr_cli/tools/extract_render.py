@@ -1,29 +1,34 @@
-"""Render a cleaned HTML subtree as plain text with light Markdown.
+"""Render the chosen article nodes as plain text with light Markdown.
 
 Headings become `#` lines, paragraphs are separated by blank lines, list items start with
-`- `, data tables become `| a | b |` rows, code blocks are fenced. Links and images met on
-the way are collected with absolute addresses.
+`- `, data tables become `| a | b |` rows, code blocks are fenced. Links and images are
+collected with absolute addresses.
+
+Walking every node in Python is the slow way; instead, marker characters are inserted
+around block elements (a C call each) and the text is taken in one C call, then split on
+the markers. The nodes are modified in place: render them last.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+
 from selectolax.lexbor import LexborNode
 
 from .extract_meta import absolute
 
-BLOCK_TAGS = frozenset(
-    "address article aside blockquote center dd details dialog div dl dt fieldset figcaption figure "
-    "footer form h1 h2 h3 h4 h5 h6 header hgroup hr li main nav ol p pre section summary table tbody "
-    "thead tfoot tr td th ul caption body html".split()
+_BREAK = "\ue000"  # paragraph boundary (Unicode private use: never in real text)
+_NEWLINE = "\ue001"  # a newline that whitespace folding must keep (tables, code)
+_INDENT = "\ue002"  # two spaces before a nested list item, likewise
+_SPACE = "\ue003"  # a space inside code, likewise
+_BLOCKS = (
+    "address, article, aside, blockquote, center, dd, details, div, dl, dt, fieldset, figcaption, figure, "
+    "footer, form, h1, h2, h3, h4, h5, h6, header, hgroup, hr, li, main, nav, ol, p, section, summary, "
+    "ul, caption"
 )
-_HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
-# Blocks that hold only inline content once the parser is done: their text can be taken in
-# one C call instead of walking every inline node in Python.
-_FLAT_BLOCKS = frozenset("p h1 h2 h3 h4 h5 h6 figcaption dt caption summary".split())
-_NESTED = "br, div, p, ul, ol, table, pre, blockquote, h1, h2, h3, h4, h5, h6, figure, section, li, dl"
-_SKIP_TAGS = frozenset("script style noscript template svg head title button select input textarea option iframe".split())
+_PREFIX = {"h1": "# ", "h2": "## ", "h3": "### ", "h4": "#### ", "h5": "##### ", "h6": "###### ",
+           "li": "- ", "blockquote": "> "}
 _SKIP_HREF = re.compile(r"^\s*(?:javascript:|mailto:|tel:|data:|#)", re.I)
 
 
@@ -31,134 +36,127 @@ def is_data_table(table: LexborNode) -> bool:
     """Tell a data table from a layout table (old sites lay pages out with tables)."""
     if (table.attributes.get("role") or "").lower() in ("presentation", "none"):
         return False
-    return table.css_first("table, p, div div, h1, h2, h3") is None
+    # css() matches the node itself too, hence the id check.
+    return all(n.mem_id == table.mem_id for n in table.css("table, p, div div, h1, h2, h3"))
 
 
 def _squash(text: str | None) -> str:
     return " ".join((text or "").split())
 
 
-class Renderer:
-    """Walks nodes in document order and accumulates Markdown blocks, links and images."""
+def _table_text(table: LexborNode) -> str:
+    rows = []
+    for row in table.css("tr"):
+        cells = [_squash(c.text()).replace("|", "\\|") for c in row.css("th, td")]
+        if any(cells):
+            rows.append("| " + " | ".join(cells) + " |")
+            if len(rows) == 1:  # header separator, so the table is valid Markdown
+                rows.append("|" + " --- |" * len(cells))
+    caption = table.css_first("caption")
+    if caption is not None and _squash(caption.text()):
+        rows.insert(0, _squash(caption.text()) + _BREAK)
+    return _BREAK + _NEWLINE.join(rows) + _BREAK
 
-    def __init__(self, base: str | None, skip: Callable[[LexborNode], bool] | None = None) -> None:
-        self.base = base
-        self.skip = skip
-        self.blocks: list[str] = []
-        self.line: list[str] = []
-        self.prefix = ""
+
+class Rendered:
+    """Text, links and images of the article nodes."""
+
+    def __init__(self) -> None:
+        self.text = ""
         self.links: dict[str, str] = {}
         self.images: dict[str, str] = {}
-        self.list_depth = 0
 
-    def flush(self) -> None:
-        text = _squash("".join(self.line))
-        self.line = []
-        if text:
-            self.blocks.append(self.prefix + text)
-        self.prefix = ""
-
-    def text(self) -> str:
-        out: list[str] = []
-        prev_item = False
-        for block in self.blocks:
-            item = block.lstrip(" ").startswith("- ")
-            # List items stay on consecutive lines; other blocks get a blank line between.
-            out.append(("\n" if prev_item and item else "\n\n") + block if out else block)
-            prev_item = item
-        return "".join(out)
-
-    def render(self, node: LexborNode) -> None:
-        tag = node.tag
-        if tag == "-text":
-            self.line.append(node.text_content or "")
-            return
-        if tag is None or tag[0] in "-#!" or tag in _SKIP_TAGS:
-            return  # comments, doctype
-        if self.skip is not None and self.skip(node):
-            return
-        if tag == "br":
-            if self.prefix or self.list_depth:
-                self.line.append(" ")  # keep list items and headings on one line
-            else:
-                self.flush()
-            return
-        if tag == "img":
-            self.image(node)
-            return
-        if tag == "a":
-            self.link(node)
-        elif tag == "table" and is_data_table(node):
-            self.flush()
-            self.table(node)
-            return
-        elif tag == "pre":
-            self.flush()
-            code = (node.text() or "").strip("\n")
-            if code.strip():
-                self.blocks.append("```\n" + code + "\n```")
-            return
-        if tag not in BLOCK_TAGS:
-            self.children(node)
-            return
-        self.flush()
-        if tag in _HEADINGS:
-            self.prefix = "#" * _HEADINGS[tag] + " "
-        elif tag == "li":
-            self.prefix = "  " * max(self.list_depth - 1, 0) + "- "
-        elif tag == "blockquote":
-            self.prefix = "> "
-        if tag in _FLAT_BLOCKS and node.css_first(_NESTED) is None:
-            self.line.append(node.text() or "")
-            for el in node.css("a, img"):
-                self.link(el) if el.tag == "a" else self.image(el)
-        elif tag in ("ul", "ol"):
-            self.list_depth += 1
-            self.children(node)
-            self.list_depth -= 1
-        else:
-            self.children(node)
-        self.flush()
-
-    def children(self, node: LexborNode) -> None:
-        child = node.child
-        while child is not None:
-            self.render(child)
-            child = child.next
-
-    def link(self, node: LexborNode) -> None:
+    def add_link(self, node: LexborNode, base: str | None) -> None:
         href = node.attributes.get("href")
         if not href or _SKIP_HREF.match(href):
             return
-        url = absolute(self.base, href)
+        url = absolute(base, href)
         if url not in self.links:
             self.links[url] = _squash(node.text())
 
-    def image(self, node: LexborNode) -> None:
+    def add_image(self, node: LexborNode, base: str | None) -> None:
         attrs = node.attributes
         src = attrs.get("src") or ""
         if not src or src.startswith("data:"):
             # Lazy-loading pages keep the real address in a data attribute.
             src = attrs.get("data-src") or attrs.get("data-lazy-src") or attrs.get("data-original") or ""
         src = src.strip()
-        if not src or src.startswith("data:"):
-            return
-        url = absolute(self.base, src)
-        if url not in self.images:
-            self.images[url] = (attrs.get("alt") or "").strip()
+        if src and not src.startswith("data:"):
+            url = absolute(base, src)
+            if url not in self.images:
+                self.images[url] = (attrs.get("alt") or "").strip()
 
-    def table(self, table: LexborNode) -> None:
-        caption = table.css_first("caption")
-        if caption is not None and _squash(caption.text()):
-            self.blocks.append(_squash(caption.text()))
-        rows = []
-        for row in table.css("tr"):
-            cells = [_squash(c.text()).replace("|", "\\|") for c in row.css("th, td")]
-            if any(cells):
-                rows.append("| " + " | ".join(cells) + " |")
-                if len(rows) == 1:  # header separator, so the table is valid Markdown
-                    rows.append("|" + " --- |" * len(cells))
-        if rows:
-            self.blocks.append("\n".join(rows))
-        for el in table.css("a, img"):
-            self.link(el) if el.tag == "a" else self.image(el)
+
+def render(nodes: list[LexborNode], base: str | None, skip: Callable[[LexborNode], bool] | None = None) -> Rendered:
+    out = Rendered()
+    parts = []
+    for node in nodes:
+        if skip is not None:
+            for el in node.css("[class], [id]"):
+                if el.parent is not None and skip(el):
+                    el.decompose()
+        for el in node.css("a[href], img"):
+            out.add_link(el, base) if el.tag == "a" else out.add_image(el, base)
+        _mark(node)
+        parts.append(node.text() or "")
+        parts.append(_BREAK)
+    out.text = _join(_BREAK.join(parts))
+    return out
+
+
+def _mark(node: LexborNode) -> None:
+    """Replace tables, code and line breaks by marked text; put markers around blocks."""
+    nested = None
+    me = node.mem_id
+    for el in node.css("table, pre, br, " + _BLOCKS):  # one C pass, dispatch here
+        tag = el.tag
+        if tag == "br":
+            el.replace_with(_BREAK)
+        elif tag == "table":
+            if el.parent is not None and el.mem_id != me and is_data_table(el):
+                el.replace_with(_table_text(el))
+        elif tag == "pre":
+            if el.parent is not None and el.mem_id != me:
+                code = (el.text() or "").strip("\n")
+                code = code.replace("\t", "    ").replace(" ", _SPACE).replace("\n", _NEWLINE)
+                el.replace_with(_BREAK + "```" + _NEWLINE + code + _NEWLINE + "```" + _BREAK)
+        else:
+            prefix = _PREFIX.get(tag or "", "")
+            if tag == "li":
+                if nested is None:
+                    nested = {li.mem_id for li in node.css("li li")}
+                if el.mem_id in nested:
+                    prefix = _INDENT + "- "
+            el.insert_before(_BREAK + prefix)
+            el.insert_after(_BREAK)
+
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+def _join(text: str) -> str:
+    out: list[str] = []
+    carry = ""
+    prev_item = False
+    # Fold whitespace once for the whole text; markers are not whitespace, so they stay.
+    for chunk in _WHITESPACE.sub(" ", text).split(_BREAK):
+        chunk = chunk.strip()
+        if not chunk:
+            continue
+        bare = chunk.replace(_INDENT, "")
+        if bare in ("-", ">"):
+            # A list or quote marker followed by a block (<li><p>..</p></li>) goes on that block.
+            carry = carry or chunk + " "
+            continue
+        if bare.strip("#") == "":
+            continue  # an empty heading
+        if carry and not bare.startswith(("- ", "> ")):
+            chunk = carry + chunk
+        carry = ""
+        item = bare.startswith("- ")
+        # List items stay on consecutive lines; other blocks get a blank line between.
+        if out:
+            out.append("\n" if prev_item and item else "\n\n")
+        out.append(chunk)
+        prev_item = item
+    return "".join(out).replace(_INDENT, "  ").replace(_NEWLINE, "\n").replace(_SPACE, " ")

@@ -1,0 +1,399 @@
+"""In-process llama.cpp chat session (GGUF + optional mmproj) that evaluates each token once.
+
+The session owns its KV cache. A new turn is tokenized on its own (with its
+images, through libmtmd) and evaluated at the current *position*; generated
+tokens stay as generated. Positions are tracked here because with M-RoPE
+(Qwen-VL) an image takes fewer positions than tokens (KV cells).
+
+Turn text is ChatML: ``<|im_start|>{role}\\n{content}<|im_end|>\\n``; generation
+starts after ``<|im_start|>assistant\\n``. Tokens that close a turn are kept
+pending and evaluated together with the next turn, saving a decode per turn.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import llama_mtmd as glue
+from .base import (IMAGE_MARKER, GenerationResult, ImageInput, ModelInfo, SamplingParams,
+                   SessionStats, TokenCallback, Turn)
+from .errors import ContextFullError, ModelError, NoVisionError
+
+IM_START, IM_END = "<|im_start|>", "<|im_end|>"
+_GEN_RESERVE = 8  # room kept by append() so that an assistant turn can still start
+
+
+@dataclass
+class _Seq:
+    """One sequence of a llama_context: where its next token goes and what it holds."""
+
+    ctx: Any
+    seq_id: int
+    pos: int = 0  # next position (M-RoPE: an image adds n_pos, not n_tokens)
+    cells: int = 0  # KV cells in use = tokens + image embeddings evaluated
+    pending: list[int] = field(default_factory=list)  # decided, not yet evaluated
+
+
+@dataclass
+class _Gen:
+    text: str
+    ids: list[int]
+    finish: str
+    stop: str | None
+    eval_ms: float
+    sample_ms: float
+
+
+def render_turn(turn: Turn, marker: str = IMAGE_MARKER) -> str:
+    """ChatML text of one turn; images go where IMAGE_MARKER is, else before the text."""
+    n_marks = turn.text.count(IMAGE_MARKER)
+    if n_marks and n_marks != len(turn.images):
+        raise ModelError(f"turn has {len(turn.images)} image(s) but {n_marks} image marker(s)")
+    content = (turn.text.replace(IMAGE_MARKER, marker) if n_marks
+               else marker * len(turn.images) + turn.text)
+    return f"{IM_START}{turn.role}\n{content}{IM_END}\n"
+
+
+def _held_back(text: str, stops: Sequence[str]) -> int:
+    """Length of the longest end of ``text`` that could still grow into a stop string."""
+    held = 0
+    for s in stops:
+        for k in range(min(len(s) - 1, len(text)), held, -1):
+            if text.endswith(s[:k]):
+                held = k
+                break
+    return held
+
+
+class LlamaSession:
+    """A ModelSession on llama-cpp-python's low-level API.
+
+    ``side_n_ctx=0`` runs side generations as sequence 1 of the main context
+    (no extra memory; they use the context's free cells); ``side_n_ctx>0``
+    gives them a dedicated context of that size, created on first use.
+    """
+
+    def __init__(self, model_path: str | Path, mmproj_path: str | Path | None = None, *,
+                 n_ctx: int = 4096, n_batch: int = 512, n_threads: int | None = None,
+                 n_gpu_layers: int = -1, flash_attn: bool | None = None, side_n_ctx: int = 0,
+                 include_stop: bool = False, verbose: bool = False) -> None:
+        glue.init_backend(verbose)
+        self.model_path = Path(model_path)
+        self.include_stop = include_stop
+        self._n_threads = n_threads or max(1, os.cpu_count() or 1)
+        self._n_batch = n_batch
+        self._flash_attn = flash_attn
+        self._side_n_ctx = side_n_ctx
+        self._lock = threading.RLock()
+        self._stats = SessionStats()
+        self._model: Any = None
+        self._ctx: Any = None
+        self._side_ctx: Any = None
+        self._batch: glue.TokenBatch | None = None
+        self._proj: glue.Projector | None = None
+        self._prompt_tokens = 0  # evaluated since the last generate(), reported by it
+        self._prompt_ms = 0.0
+        self._logits_ok = False  # the context's last logits belong to the main sequence
+        try:
+            self._model = glue.load_model(self.model_path, n_gpu_layers)
+            self._vocab = glue.Vocab(self._model)
+            self._ctx = glue.new_context(self._model, n_ctx=n_ctx, n_batch=n_batch,
+                                         n_threads=self._n_threads, flash_attn=flash_attn,
+                                         n_seq_max=1 if side_n_ctx else 2)
+            self._batch = glue.TokenBatch(n_batch)
+            if mmproj_path is not None:
+                self._proj = glue.Projector(Path(mmproj_path), self._model,
+                                            n_threads=self._n_threads,
+                                            use_gpu=n_gpu_layers != 0, flash_attn=flash_attn)
+        except BaseException:
+            self.close()
+            raise
+        self._n_ctx = glue.llama().llama_n_ctx(self._ctx)
+        self._main = _Seq(self._ctx, 0)
+        template = glue.model_meta(self._model, "tokenizer.chat_template") or ""
+        self._header = self._vocab.tokenize(f"{IM_START}assistant\n")
+        self._close = self._vocab.tokenize(f"{IM_END}\n")
+        self._im_end = self._vocab.single_token(IM_END)
+        name = glue.model_meta(self._model, "general.name") or self.model_path.stem
+        self._info = ModelInfo(name=name, backend="llama.cpp", n_ctx=self._n_ctx,
+                               has_vision=self._proj is not None,
+                               extra={"template": "chatml" if IM_START in template
+                                      else "chatml (fallback)"})
+
+    # -- properties ---------------------------------------------------------------
+    @property
+    def info(self) -> ModelInfo:
+        return self._info
+
+    @property
+    def n_ctx(self) -> int:
+        return self._n_ctx
+
+    @property
+    def n_tokens(self) -> int:
+        return self._main.cells + len(self._main.pending)
+
+    @property
+    def n_pos(self) -> int:
+        """Next position of the main sequence (differs from n_tokens after M-RoPE images)."""
+        return self._main.pos + len(self._main.pending)
+
+    @property
+    def stats(self) -> SessionStats:
+        return self._stats
+
+    @property
+    def media_marker(self) -> str:
+        return self._proj.marker if self._proj else IMAGE_MARKER
+
+    def engine_tokens_decoded(self) -> int:
+        """What llama.cpp counts as decoded in the main context (side sequence 1 included)."""
+        return glue.engine_decoded(self._ctx)
+
+    # -- conversation ---------------------------------------------------------------
+    def start(self, system: str, user: Turn) -> None:
+        with self._lock:
+            if self.n_tokens:
+                raise ModelError("session already started")
+            text = render_turn(Turn("system", system)) if system else ""
+            self._eval(self._main, text + render_turn(user, self.media_marker), user.images)
+
+    def append(self, turn: Turn) -> None:
+        with self._lock:
+            self._eval(self._main, render_turn(turn, self.media_marker), turn.images)
+
+    def append_raw(self, text: str, images: Sequence[ImageInput] = ()) -> None:
+        """Evaluate already templated text; ``media_marker`` once per image."""
+        with self._lock:
+            self._eval(self._main, text, images)
+
+    def next_logits(self) -> list[float]:
+        """Logits for the token after the context (tests, diagnostics)."""
+        with self._lock:
+            if self._main.pending:
+                self._eval(self._main, "", ())
+            if not self._logits_ok:
+                raise ModelError("no logits: the context does not end with evaluated text")
+            return glue.last_logits(self._ctx, self._vocab.n_vocab)
+
+    def generate(self, params: SamplingParams, stop: Sequence[str] = (),
+                 grammar: str | None = None, on_token: TokenCallback | None = None,
+                 cancel: threading.Event | None = None) -> GenerationResult:
+        with self._lock:
+            t0 = time.perf_counter()
+            seq = self._main
+            if self._free(seq) < len(self._header) + len(self._close) + 1:
+                return self._result(_Gen("", [], "context_full", None, 0.0, 0.0), t0)
+            self._eval(seq, "", (), extra=self._header)
+            gen = self._run(seq, params, stop, grammar, on_token, cancel)
+            self._stats.generate_calls += 1
+            self._stats.tokens_generated += len(gen.ids)
+            return self._result(gen, t0)
+
+    def side_generate(self, messages: Sequence[Turn], params: SamplingParams,
+                      grammar: str | None = None, stop: Sequence[str] = ()) -> GenerationResult:
+        """A one-off generation on its own sequence; the main KV cells are not touched."""
+        with self._lock:
+            t0 = time.perf_counter()
+            seq = _Seq(self._side_context(), 0 if self._side_n_ctx else 1)
+            text = "".join(render_turn(m, self.media_marker) for m in messages)
+            images = [img for m in messages for img in m.images]
+            self._logits_ok = False
+            try:
+                prompt = self._eval(seq, text, images, extra=self._header)
+                gen = self._run(seq, params, stop, grammar, None, None)
+            finally:
+                glue.seq_remove(seq.ctx, seq.seq_id)
+            self._stats.side_calls += 1
+            ms = (time.perf_counter() - t0) * 1000
+            return GenerationResult(gen.text, tuple(gen.ids), gen.finish, prompt, len(gen.ids),  # type: ignore[arg-type]
+                                    ms, 0.0, gen.eval_ms, gen.sample_ms, gen.stop)
+
+    # -- internals ------------------------------------------------------------------
+    def _side_context(self) -> Any:
+        if not self._side_n_ctx:
+            return self._ctx
+        if self._side_ctx is None:
+            self._side_ctx = glue.new_context(self._model, n_ctx=self._side_n_ctx,
+                                              n_batch=self._n_batch, n_threads=self._n_threads,
+                                              flash_attn=self._flash_attn, n_seq_max=1)
+        return self._side_ctx
+
+    def _free(self, seq: _Seq) -> int:
+        """KV cells still free for ``seq`` (main and side share one pool unless split)."""
+        if seq.ctx is self._side_ctx and self._side_ctx is not None:
+            return self._side_n_ctx - seq.cells - len(seq.pending)
+        used = self._main.cells + len(self._main.pending)
+        if seq is not self._main:
+            used += seq.cells + len(seq.pending)
+        return self._n_ctx - used
+
+    def _eval(self, seq: _Seq, text: str, images: Sequence[ImageInput],
+              extra: Sequence[int] = ()) -> int:
+        """Evaluate pending tokens + ``text`` (with images) + ``extra`` at seq.pos; return the count."""
+        if images and self._proj is None:
+            raise NoVisionError(f"model {self.model_path.name} has no vision projector "
+                                "(give an mmproj file to use images)")
+        lead = [self._vocab.bos] if seq.pos == 0 and not seq.pending and self._vocab.add_bos else []
+        chunks = (self._proj.tokenize(text, images) if images and self._proj
+                  else glue.ChunkList(None, [glue.Chunk(False, 0, 0, self._vocab.tokenize(text))]
+                                      if text else []))
+        with chunks:
+            parts = chunks.chunks
+            needed = len(lead) + sum(c.n_tokens if c.is_image else len(c.tokens) for c in parts)
+            needed += len(extra)
+            reserve = _GEN_RESERVE if seq is self._main and not extra else 0
+            if needed + reserve > self._free(seq):
+                raise ContextFullError(
+                    f"context full: the turn needs {needed} tokens, "
+                    f"{max(self._free(seq) - reserve, 0)} of {self._ctx_size(seq)} are free")
+            t0 = time.perf_counter()
+            todo = seq.pending + lead  # text waiting for the next decode
+            n_pending, seq.pending = len(seq.pending), []
+            for chunk in parts:
+                if not chunk.is_image:
+                    todo += chunk.tokens
+                    continue
+                self._decode(seq, todo, logits=False)
+                todo = []
+                t1 = time.perf_counter()
+                seq.pos = self._proj.eval_image(seq.ctx, chunk, seq.pos, seq.seq_id,  # type: ignore[union-attr]
+                                                self._n_batch)
+                self._count(seq, chunk.n_tokens, logits=False)
+                self._stats.encode_ms += (time.perf_counter() - t1) * 1000
+                self._stats.images_encoded += 1
+                self._stats.image_tokens += chunk.n_tokens
+            self._decode(seq, list(todo) + list(extra), logits=True)
+            if seq is self._main:
+                self._prompt_tokens += needed + n_pending
+                self._prompt_ms += (time.perf_counter() - t0) * 1000
+            return needed + n_pending
+
+    def _ctx_size(self, seq: _Seq) -> int:
+        return self._side_n_ctx if seq.ctx is self._side_ctx and self._side_ctx else self._n_ctx
+
+    def _decode(self, seq: _Seq, tokens: list[int], logits: bool) -> float:
+        """Decode text tokens at seq.pos; return the time llama_decode took (ms)."""
+        if not tokens:
+            return 0.0
+        assert self._batch is not None
+        ms = self._batch.decode(seq.ctx, tokens, seq.pos, seq.seq_id, logits)
+        seq.pos += len(tokens)
+        self._count(seq, len(tokens), logits)
+        self._stats.eval_ms += ms
+        return ms
+
+    def _count(self, seq: _Seq, n: int, logits: bool) -> None:
+        seq.cells += n
+        if seq is self._main:
+            self._stats.tokens_evaluated += n
+            self._logits_ok = logits
+        else:
+            self._stats.side_tokens_evaluated += n
+            if seq.ctx is self._ctx:
+                self._logits_ok = False
+
+    def _run(self, seq: _Seq, params: SamplingParams, stops: Sequence[str],
+             grammar: str | None, on_token: TokenCallback | None,
+             cancel: threading.Event | None) -> _Gen:
+        """Sample up to max_tokens; the last sampled token and the turn end are left pending."""
+        chain = glue.make_sampler(self._vocab, params, grammar)
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        text, ids, emitted = "", [], 0
+        finish, hit, eval_ms, sample_ms = "length", None, 0.0, 0.0
+        close = list(self._close)
+        try:
+            for n in range(params.max_tokens):
+                if cancel is not None and cancel.is_set():
+                    finish = "cancelled"
+                    break
+                if self._free(seq) < 1 + len(close):
+                    finish = "context_full"
+                    break
+                t0 = time.perf_counter()
+                tok = glue.sample(chain, seq.ctx)
+                sample_ms += (time.perf_counter() - t0) * 1000
+                if self._vocab.is_eog(tok):
+                    finish = "stop"
+                    if tok == self._im_end:  # keep the model's own end token
+                        close[0] = tok
+                    break
+                ids.append(tok)
+                piece = decoder.decode(self._vocab.piece(tok))
+                start = max(0, len(text) - max((len(s) for s in stops), default=0))
+                text += piece
+                hit = self._find_stop(text, stops, start)
+                if hit is not None or n + 1 == params.max_tokens:
+                    seq.pending.append(tok)  # evaluated with the next turn
+                    if hit is not None:
+                        finish = "stop"
+                    break
+                eval_ms += self._decode(seq, [tok], logits=True)
+                if on_token is not None:
+                    safe = len(text) - _held_back(text, stops)
+                    if safe > emitted:
+                        on_token(text[emitted:safe])
+                        emitted = safe
+        finally:
+            glue.free_sampler(chain)
+        text += decoder.decode(b"", final=True)
+        stop_str = None
+        if hit is not None:
+            idx, stop_str = hit
+            text = text[:idx + len(stop_str)] if self.include_stop else text[:idx]
+        if on_token is not None and len(text) > emitted:
+            on_token(text[emitted:])
+        seq.pending += close
+        self._stats.sample_ms += sample_ms
+        if seq is self._main:
+            self._logits_ok = False  # the pending tokens are not evaluated yet
+        return _Gen(text, ids, finish, stop_str, eval_ms, sample_ms)
+
+    @staticmethod
+    def _find_stop(text: str, stops: Sequence[str], start: int) -> tuple[int, str] | None:
+        best: tuple[int, str] | None = None
+        for s in stops:
+            i = text.find(s, start)
+            if i >= 0 and (best is None or i < best[0]):
+                best = (i, s)
+        return best
+
+    def _result(self, gen: _Gen, t0: float) -> GenerationResult:
+        result = GenerationResult(
+            text=gen.text, token_ids=tuple(gen.ids), finish_reason=gen.finish,  # type: ignore[arg-type]
+            prompt_tokens=self._prompt_tokens, completion_tokens=len(gen.ids),
+            ms=(time.perf_counter() - t0) * 1000, prompt_ms=self._prompt_ms,
+            eval_ms=gen.eval_ms, sample_ms=gen.sample_ms, stop=gen.stop)
+        self._prompt_tokens, self._prompt_ms = 0, 0.0
+        return result
+
+    # -- lifetime -------------------------------------------------------------------
+    def close(self) -> None:
+        """Free the projector, contexts and model (idempotent)."""
+        lc = glue.llama()
+        with self._lock:
+            if self._proj is not None:
+                self._proj.free()
+                self._proj = None
+            if self._batch is not None:
+                self._batch.free()
+                self._batch = None
+            for attr in ("_side_ctx", "_ctx"):
+                if getattr(self, attr) is not None:
+                    lc.llama_free(getattr(self, attr))
+                    setattr(self, attr, None)
+            if self._model is not None:
+                lc.llama_model_free(self._model)
+                self._model = None
+
+    def __enter__(self) -> "LlamaSession":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,299 @@
+"""Running searches: many queries at once, each isolated, deduplicated, cached.
+
+A call with several queries (the model's multi-entity `search`) runs them
+concurrently on one HTTP client, so its wall time is its slowest query.  A
+query that fails becomes one `error` result; the others are unaffected.
+Successful non-empty answers are cached by provider + normalised request (a
+reverse search by the image's sha256), so a replay costs no network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import unicodedata
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from vdr_cli.errors import VdrError
+from vdr_cli.tools.search.base import Context, Getter, Hit, ImageInput, Provider, ProviderError, get_provider
+from vdr_cli.trace.events import Event, error_event
+
+CACHE_NAMESPACE = "search"  # + ":provider", as vdr_cli.cache suggests
+CACHE_VERSION = 1  # bump when the stored hit shape changes
+MODEL_TOP = 10  # the reference shows the model the top 10 hits per query
+
+
+@dataclass
+class QueryResult:
+    """The outcome of one query (or one reverse-searched image)."""
+
+    where: str  # the query text, or the image's path/URL
+    provider: str
+    hits: list[Hit]
+    error: VdrError | None = None
+    cached: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def error_event(self) -> Event:
+        assert self.error is not None
+        fields: dict[str, Any] = {"provider": self.provider}
+        if self.error.hint:
+            fields["hint"] = self.error.hint
+        return error_event(self.error.message, self.where, **fields)
+
+    def events(self) -> list[Event]:
+        return [h.to_event() for h in self.hits] if self.ok else [self.error_event()]
+
+
+def normalise_query(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+def url_key(url: str) -> str:
+    """Two URLs that name the same page: scheme, `www.`, fragment and trailing `/` ignored."""
+    parts = urlsplit(url.strip())
+    host = parts.netloc.lower().removeprefix("www.")
+    path = parts.path.rstrip("/")
+    return f"{host}{path}?{parts.query}" if parts.query else f"{host}{path}"
+
+
+def dedupe(hits: Sequence[Hit], n: int) -> list[Hit]:
+    """First occurrence of each URL (image hits: of each image), at most `n`, ranks renumbered."""
+    seen: set[str] = set()
+    out: list[Hit] = []
+    for hit in hits:
+        key = url_key(hit.url) + ("|" + url_key(hit.image_url) if hit.image_url else "")
+        if key in seen:
+            continue
+        seen.add(key)
+        hit.rank = len(out) + 1
+        out.append(hit)
+        if len(out) >= n:
+            break
+    return out
+
+
+class CacheAdapter:
+    """The search module's view of the shared cache; a failing cache never fails a search.
+
+    Accepts any object with `get(namespace, key_obj)` and `put(namespace,
+    key_obj, value, ttl)`, sync or async (vdr_cli.cache.Cache, or a test double).
+    """
+
+    def __init__(self, backend: Any, ttl: int | None = None) -> None:
+        self.backend = backend
+        self.ttl = ttl
+
+    @classmethod
+    def default(cls, get: Getter) -> CacheAdapter | None:
+        try:
+            if not get("cache.enabled"):
+                return None
+            from vdr_cli.cache import Cache
+
+            ttl = int(get("cache.ttl"))
+            return cls(Cache(ttl=ttl), ttl=ttl)
+        except Exception:
+            return None
+
+    async def get(self, namespace: str, key: dict[str, Any]) -> Any:
+        try:
+            value = self.backend.get(namespace, key)
+            return await value if inspect.isawaitable(value) else value
+        except Exception:
+            return None
+
+    async def put(self, namespace: str, key: dict[str, Any], value: Any) -> None:
+        try:
+            result = self.backend.put(namespace, key, value, self.ttl)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            pass
+
+
+class Searcher:
+    """One HTTP client, one cache and one politeness limiter for a batch of searches."""
+
+    def __init__(self, *, client: Any = None, cache: Any = None, get: Getter | None = None,
+                 use_cache: bool = True, retry: Any = None) -> None:
+        if get is None:
+            from vdr_cli import config
+
+            get = config.current().get
+        self.get = get
+        self._client = client
+        self._owns_client = client is None
+        if not use_cache or cache is False:
+            self.cache: CacheAdapter | None = None
+        elif cache is None:
+            self.cache = CacheAdapter.default(get)
+        else:
+            self.cache = cache if isinstance(cache, CacheAdapter) else CacheAdapter(cache, ttl=int(get("cache.ttl")))
+        self.retry = retry
+        self._limiter: Any = None
+
+    async def __aenter__(self) -> Searcher:
+        from vdr_cli.net.client import HostLimiter, make_client
+
+        if self._client is None:
+            self._client = make_client(timeout=float(self.get("net.timeout")))
+        # Per-host cap: enough that a multi-query call is one round trip, few
+        # enough that a burst does not look like an attack to the provider.
+        self._limiter = HostLimiter(per_host=max(1, int(self.get("search.concurrency"))))
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self._owns_client and self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def context(self) -> Context:
+        return Context(client=self._client, get=self.get, limiter=self._limiter, retry=self.retry)
+
+    async def text(self, query: str, *, provider: str | Provider, n: int, images: bool = False) -> QueryResult:
+        prov = get_provider(provider) if isinstance(provider, str) else provider
+        q = normalise_query(query)
+        ctx = self.context()
+        return await self._run(query, prov, ctx, {"kind": "images" if images else "text", "q": q}, n,
+                               lambda: prov.search(ctx, q, n, images=images))
+
+    async def image(self, image: ImageInput, *, provider: str | Provider, n: int,
+                    description: str | None = None) -> QueryResult:
+        prov = get_provider(provider) if isinstance(provider, str) else provider
+        ctx = self.context()
+        description = description or image.description
+        key = {"kind": "reverse", **image.cache_identity()}
+        if description:
+            key["description"] = normalise_query(description)
+        return await self._run(image.name, prov, ctx, key, n,
+                               lambda: prov.reverse_search(ctx, image, n, description=description))
+
+    async def _run(self, where: str, prov: Provider, ctx: Context, request: dict[str, Any], n: int,
+                   call: Callable[[], Awaitable[list[Hit]]]) -> QueryResult:
+        try:
+            key = {"v": CACHE_VERSION, "provider": prov.name, "endpoint": prov.identity(ctx), "n": n, **request}
+            namespace = f"{CACHE_NAMESPACE}:{prov.name}"
+        except VdrError as exc:
+            return QueryResult(where, prov.name, [], exc)
+        if self.cache is not None:
+            stored = await self.cache.get(namespace, key)
+            if isinstance(stored, list) and stored:
+                try:
+                    hits = [Hit.from_dict({**h, "query": where, "rank": i}) for i, h in enumerate(stored, 1)]
+                    return QueryResult(where, prov.name, dedupe(hits, n), cached=True)
+                except (TypeError, ValueError):
+                    pass  # an entry from another version: search again
+        try:
+            hits = await call()
+        except VdrError as exc:
+            exc.message = ctx.scrub(exc.message)
+            return QueryResult(where, prov.name, [], exc)
+        except Exception as exc:  # a provider bug must cost one query, not the call
+            msg = ctx.scrub(f"{prov.name}: unexpected failure ({type(exc).__name__}: {exc})")
+            return QueryResult(where, prov.name, [], ProviderError(msg, provider=prov.name))
+        for hit in hits:
+            hit.query = where
+        hits = dedupe(hits, n)
+        if hits and self.cache is not None:
+            await self.cache.put(namespace, key, [{k: v for k, v in vars(h).items() if k not in ("query", "rank")} for h in hits])
+        return QueryResult(where, prov.name, hits)
+
+
+async def in_order(jobs: Sequence[Awaitable[QueryResult]]) -> AsyncIterator[QueryResult]:
+    """Run every job at once; yield results in the order given, each as soon as it and those before it are done."""
+    tasks = [asyncio.ensure_future(job) for job in jobs]
+    try:
+        for task in tasks:
+            yield await task
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+def _resolve(get: Getter | None, provider: str | None, key: str, n: int | None) -> tuple[Getter, str, int]:
+    if get is None:
+        from vdr_cli import config
+
+        get = config.current().get
+    return get, provider or str(get(key)), int(n if n is not None else get("search.results"))
+
+
+async def run_queries(queries: Sequence[str], *, provider: str | None = None, n: int | None = None,
+                      images: bool = False, client: Any = None, cache: Any = None,
+                      get: Getter | None = None) -> list[QueryResult]:
+    """Every query at once; one `QueryResult` per query, in order."""
+    get, name, count = _resolve(get, provider, "search.provider", n)
+    async with Searcher(client=client, cache=cache, get=get) as searcher:
+        return list(await asyncio.gather(*(searcher.text(q, provider=name, n=count, images=images) for q in queries)))
+
+
+def flatten(results: Sequence[QueryResult]) -> list[Hit | Event]:
+    out: list[Hit | Event] = []
+    for result in results:
+        out.extend(result.hits) if result.ok else out.append(result.error_event())
+    return out
+
+
+async def search_many(queries: list[str], *, provider: str | None = None, n: int | None = None,
+                      images: bool = False, client: Any = None, cache: Any = None,
+                      get: Getter | None = None) -> list[Hit | Event]:
+    """Hits for every query (in query order), or one `error` event for a query that failed.
+
+    `cache=None` uses the on-disk cache when enabled; `cache=False` disables it.
+    """
+    return flatten(await run_queries(queries, provider=provider, n=n, images=images, client=client, cache=cache, get=get))
+
+
+async def reverse_search(image: str | bytes | ImageInput, *, provider: str | None = None,
+                         description: str | None = None, n: int | None = None, client: Any = None,
+                         cache: Any = None, get: Getter | None = None) -> list[Hit | Event]:
+    """Reverse-search one image (a path, an http(s) URL, bytes or an `ImageInput`)."""
+    get, name, count = _resolve(get, provider, "search.image_provider", n)
+    try:
+        if isinstance(image, ImageInput):
+            img = image
+        elif isinstance(image, (bytes, bytearray)):
+            img = ImageInput.from_bytes(bytes(image), "<bytes>")
+        else:
+            img = ImageInput.from_spec(str(image))
+    except VdrError as exc:
+        return flatten([QueryResult(str(image) if isinstance(image, str) else "<bytes>", name, [], exc)])
+    async with Searcher(client=client, cache=cache, get=get) as searcher:
+        return flatten([await searcher.image(img, provider=name, n=count, description=description)])
+
+
+# --- what the model is shown -------------------------------------------------
+
+
+def format_results_for_model(query: str, hits: Sequence[Hit]) -> str:
+    """The reference's `search` tool text for one query: top 10, `1. [title](link)`, date, source, snippet."""
+    hits = list(hits)[:MODEL_TOP]
+    if not hits:
+        return f"No results found for '{query}'. Try with a more general query."
+    snippets = []
+    for idx, hit in enumerate(hits, start=1):
+        date = f"\nDate published: {hit.date}" if hit.date else ""
+        source = f"\nSource: {hit.source}" if hit.source else ""
+        snippet = f"\n{hit.snippet}" if hit.snippet else ""
+        text = f"{idx}. [{hit.title}]({hit.url}){date}{source}\n{snippet}"
+        snippets.append(text.replace("Your browser can't play this video.", ""))
+    return f"A Google search for '{query}' found {len(snippets)} results:\n\n## Web Results\n" + "\n\n".join(snippets)
+
+
+def format_many_for_model(results: Sequence[QueryResult]) -> str:
+    """Several queries' texts, separated as the reference does (a line of `=======`)."""
+    parts = []
+    for result in results:
+        if result.ok:
+            parts.append(format_results_for_model(result.where, result.hits))
+        else:
+            # Same wording as an empty result (what the model was trained on), plus why.
+            parts.append(f"No results found for '{result.where}'. Try with a more general query. ({result.error})")
+    return "\n=======\n".join(parts)
