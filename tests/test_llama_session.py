@@ -288,3 +288,19 @@ def test_image_marker_placement(make) -> None:
     with pytest.raises(ModelError, match="cannot decode"):
         s.append(Turn("user", "x", [ImageInput("bad", data=b"not an image")]))
     assert s.n_tokens == 0
+
+
+def test_fixtures_are_reproducible(paths, tmp_path) -> None:
+    fx = _load_fixture_module()
+    for write, name in ((fx.write_llava_mmproj, "llava_mmproj"),
+                        (fx.write_qwen3vl_mmproj, "qwen3vl_mmproj")):
+        assert write(tmp_path / f"{name}.gguf").read_bytes() == paths[name].read_bytes()
+
+
+def test_trimmed_qwen_vocab_round_trips(make) -> None:
+    s = make("qwen3vl")
+    text = "Who built the Eiffel Tower? <think>maybe</think> 1889, Paris!"
+    ids = s._vocab.tokenize(text)
+    assert len(ids) < len(text) // 2  # real BPE merges, not bytes
+    assert b"".join(s._vocab.piece(t) for t in ids).decode() == text
+    assert s._vocab.single_token("<|vision_start|>") is not None

@@ -46,6 +46,22 @@ _counts: Counter[str] = Counter()
 _counts_lock = threading.Lock()
 
 
+_setup_lock = threading.Lock()
+_ready: set[str] = set()
+
+
+def _retry_locked(fn: Any, tries: int = 8) -> Any:
+    """Run a statement, retrying briefly while SQLite reports the file locked or busy."""
+    for attempt in range(tries):
+        try:
+            return fn()
+        except sqlite3.OperationalError as exc:
+            if attempt + 1 == tries or not any(w in str(exc).lower() for w in ("locked", "busy")):
+                raise
+            time.sleep(0.01 * 2**attempt)
+    return None
+
+
 def default_path() -> Path:
     return cache_dir() / FILENAME
 
@@ -79,9 +95,15 @@ class Cache:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
             conn.execute("PRAGMA busy_timeout=30000")
-            conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable enough for a cache
-            conn.executescript(_SCHEMA)
+            # Switching to WAL and creating the schema take locks that SQLite
+            # may refuse at once (no busy wait) when threads race to set up:
+            # do it once per file per process, retrying what another process holds.
+            with _setup_lock:
+                if str(self.path) not in _ready:
+                    _retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"))
+                    _retry_locked(lambda: conn.executescript(_SCHEMA))
+                    _ready.add(str(self.path))
             self._local.conn = conn
         return conn
 
@@ -123,10 +145,10 @@ class Cache:
         now = time.time()
         try:
             conn = self._conn()
-            conn.execute(
+            _retry_locked(lambda: conn.execute(
                 "INSERT OR REPLACE INTO entries (key, namespace, value, created, expires, size) VALUES (?, ?, ?, ?, ?, ?)",
                 (cache_key(namespace, key_obj), namespace, text, now, now + ttl, len(text.encode("utf-8"))),
-            )
+            ))
             self._puts += 1
             if self._puts % 200 == 1:  # expired rows go now and then, not on every write
                 conn.execute("DELETE FROM entries WHERE expires <= ?", (now,))

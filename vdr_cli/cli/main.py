@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 
 from vdr_cli import __version__
-from vdr_cli.cli import browse, cache_cmd, completion, config_cmd, crop, model_cmd, pending, search
+from vdr_cli.cli import ask, browse, cache_cmd, completion, config_cmd, crop, model_cmd, pending, search
 from vdr_cli.cli.docs import epilog
 
 HELP = """\
@@ -51,7 +51,7 @@ def make_app() -> typer.Typer:
     ) -> None:
         pass
 
-    pending.register_ask(app)
+    ask.register(app)
     crop.register(app)
     search.register(app)
     browse.register(app)

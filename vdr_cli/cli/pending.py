@@ -16,11 +16,7 @@ from vdr_cli.cli.failures import reports
 from vdr_cli.errors import VdrError
 
 PENDING = {
-    "ask": ("Research a question about images with the agent loop.", 5),
-    "search": ("Search the web (text, images, reverse image search).", 4),
-    "browse": ("Fetch pages, extract their main text and summarise them for a goal.", 4),
     "replay": ("Render, check, re-run or fork a session trace.", 6),
-    "model": ("Manage local models: list, pull, add, rm, info, path.", 3),
 }
 
 
@@ -46,10 +42,6 @@ def _add(app: typer.Typer, name: str) -> None:
         epilog=epilog(name),
         context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
     )(_make(name))
-
-
-def register_ask(app: typer.Typer) -> None:
-    _add(app, "ask")
 
 
 def register_rest(app: typer.Typer) -> None:

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from vdr_cli.errors import VdrError
 
-class ModelError(Exception):
-    """A model backend failed: bad request, engine failure, unsupported input."""
+
+class ModelError(VdrError):
+    """A model backend failed: bad request, engine failure, unsupported input.
+
+    A `VdrError`, so the CLI reports it as one line with a documented status.
+    """
+
+    def __init__(self, message: str = "", hint: str | None = None) -> None:
+        super().__init__(message, hint)
 
 
 class ModelLoadError(ModelError):

@@ -7,6 +7,7 @@ Owns raw pointers and frees them explicitly; knows nothing about chat turns.
 from __future__ import annotations
 
 import ctypes
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from .errors import ContextFullError, ModelError, ModelLoadError
 _LOG_LINES: deque[str] = deque(maxlen=20)  # recent warnings/errors, for one-line messages
 _LOG_CALLBACK: Any = None  # a reference must outlive every llama.cpp call
 _BACKEND_READY = False
+_VERBOSE = False
 
 
 def llama() -> Any:
@@ -35,8 +37,9 @@ def mtmd() -> Any:
 
 def init_backend(verbose: bool) -> None:
     """Initialise llama.cpp once; route its and libmtmd's logs to a quiet sink unless verbose."""
-    global _BACKEND_READY, _LOG_CALLBACK
+    global _BACKEND_READY, _LOG_CALLBACK, _VERBOSE
     lc = llama()
+    _VERBOSE = verbose
     if _LOG_CALLBACK is None:
         last_level = [0]
 
@@ -46,9 +49,8 @@ def init_backend(verbose: bool) -> None:
             last_level[0] = level
             if level >= 3:
                 _LOG_LINES.append(text.decode("utf-8", "replace").strip())
-            if verbose:
-                print(text.decode("utf-8", "replace"), end="", flush=True,
-                      file=__import__("sys").stderr)
+            if _VERBOSE:
+                print(text.decode("utf-8", "replace"), end="", flush=True, file=sys.stderr)
 
         _LOG_CALLBACK = lc.llama_log_callback(sink)
         lc.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
@@ -353,9 +355,10 @@ def free_sampler(chain: Any) -> None:
     llama().llama_sampler_free(chain)
 
 
-def seq_remove(ctx: Any, seq_id: int) -> None:
+def seq_remove(ctx: Any, seq_id: int, from_pos: int = -1) -> None:
+    """Drop a sequence's KV cells at positions >= from_pos (all with -1)."""
     lc = llama()
-    lc.llama_memory_seq_rm(lc.llama_get_memory(ctx), seq_id, -1, -1)
+    lc.llama_memory_seq_rm(lc.llama_get_memory(ctx), seq_id, from_pos, -1)
 
 
 def last_logits(ctx: Any, n_vocab: int) -> list[float]:

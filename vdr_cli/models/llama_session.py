@@ -225,14 +225,15 @@ class LlamaSession:
                                               flash_attn=self._flash_attn, n_seq_max=1)
         return self._side_ctx
 
+    def _ctx_size(self, seq: _Seq) -> int:
+        return self._n_ctx if seq.ctx is self._ctx else self._side_n_ctx
+
     def _free(self, seq: _Seq) -> int:
         """KV cells still free for ``seq`` (main and side share one pool unless split)."""
-        if seq.ctx is self._side_ctx and self._side_ctx is not None:
-            return self._side_n_ctx - seq.cells - len(seq.pending)
-        used = self._main.cells + len(self._main.pending)
-        if seq is not self._main:
-            used += seq.cells + len(seq.pending)
-        return self._n_ctx - used
+        used = seq.cells + len(seq.pending)
+        if seq is not self._main and seq.ctx is self._ctx:
+            used += self._main.cells + len(self._main.pending)
+        return self._ctx_size(seq) - used
 
     def _eval(self, seq: _Seq, text: str, images: Sequence[ImageInput],
               extra: Sequence[int] = ()) -> int:
@@ -254,29 +255,37 @@ class LlamaSession:
                     f"context full: the turn needs {needed} tokens, "
                     f"{max(self._free(seq) - reserve, 0)} of {self._ctx_size(seq)} are free")
             t0 = time.perf_counter()
+            saved = (seq.pos, seq.cells, list(seq.pending))
             todo = seq.pending + lead  # text waiting for the next decode
             n_pending, seq.pending = len(seq.pending), []
-            for chunk in parts:
-                if not chunk.is_image:
-                    todo += chunk.tokens
-                    continue
-                self._decode(seq, todo, logits=False)
-                todo = []
-                t1 = time.perf_counter()
-                seq.pos = self._proj.eval_image(seq.ctx, chunk, seq.pos, seq.seq_id,  # type: ignore[union-attr]
-                                                self._n_batch)
-                self._count(seq, chunk.n_tokens, logits=False)
-                self._stats.encode_ms += (time.perf_counter() - t1) * 1000
-                self._stats.images_encoded += 1
-                self._stats.image_tokens += chunk.n_tokens
-            self._decode(seq, list(todo) + list(extra), logits=True)
+            try:
+                self._eval_parts(seq, parts, todo, extra)
+            except BaseException:
+                # Undo a half-evaluated turn so that the context stays consistent.
+                glue.seq_remove(seq.ctx, seq.seq_id, saved[0])
+                seq.pos, seq.cells, seq.pending = saved
+                raise
             if seq is self._main:
                 self._prompt_tokens += needed + n_pending
                 self._prompt_ms += (time.perf_counter() - t0) * 1000
             return needed + n_pending
 
-    def _ctx_size(self, seq: _Seq) -> int:
-        return self._side_n_ctx if seq.ctx is self._side_ctx and self._side_ctx else self._n_ctx
+    def _eval_parts(self, seq: _Seq, parts: list[glue.Chunk], todo: list[int],
+                    extra: Sequence[int]) -> None:
+        for chunk in parts:
+            if not chunk.is_image:
+                todo += chunk.tokens
+                continue
+            self._decode(seq, todo, logits=False)
+            todo = []
+            t1 = time.perf_counter()
+            seq.pos = self._proj.eval_image(seq.ctx, chunk, seq.pos, seq.seq_id,  # type: ignore[union-attr]
+                                            self._n_batch)
+            self._count(seq, chunk.n_tokens, logits=False)
+            self._stats.encode_ms += (time.perf_counter() - t1) * 1000
+            self._stats.images_encoded += 1
+            self._stats.image_tokens += chunk.n_tokens
+        self._decode(seq, todo + list(extra), logits=True)
 
     def _decode(self, seq: _Seq, tokens: list[int], logits: bool) -> float:
         """Decode text tokens at seq.pos; return the time llama_decode took (ms)."""
@@ -342,6 +351,7 @@ class LlamaSession:
                         emitted = safe
         finally:
             glue.free_sampler(chain)
+            seq.pending += close  # also on errors/interrupts: the turn stays well-formed
         text += decoder.decode(b"", final=True)
         stop_str = None
         if hit is not None:
@@ -349,7 +359,6 @@ class LlamaSession:
             text = text[:idx + len(stop_str)] if self.include_stop else text[:idx]
         if on_token is not None and len(text) > emitted:
             on_token(text[emitted:])
-        seq.pending += close
         self._stats.sample_ms += sample_ms
         if seq is self._main:
             self._logits_ok = False  # the pending tokens are not evaluated yet

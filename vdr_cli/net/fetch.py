@@ -371,7 +371,7 @@ def decode_body(body: bytes, declared: str | None = None, *, html: bool = True) 
         m = _META.search(body[:4096])
         if m:
             enc = charset_name((m.group(1) or m.group(2)).decode("ascii", "replace"))
-            if enc and enc.startswith("utf_16"):  # a meta tag readable as ASCII can't be UTF-16
+            if enc and enc.replace("-", "_").startswith(("utf_16", "utf_32")):  # a meta tag readable as ASCII can't be UTF-16
                 enc = "utf-8"
     if enc in (None, "utf-8", "utf_8"):
         try:

@@ -111,6 +111,8 @@ def classify(ip: IPAddress) -> tuple[str, bool] | None:
             found = classify(inner)
             if found:
                 return f"embeds {inner}, {found[0]}", found[1]
+            if ip in NAT64:
+                return None  # DNS64 on an IPv6-only network: a public IPv4 host, reached by translation
     if ip in METADATA_ADDRESSES:
         return "a cloud metadata address", False
     if ip.is_unspecified:
@@ -123,6 +125,8 @@ def classify(ip: IPAddress) -> tuple[str, bool] | None:
         return "a link-local address", True
     if isinstance(ip, ipaddress.IPv4Address) and ip in CGNAT:
         return "a shared (CGNAT) address", True
+    if isinstance(ip, ipaddress.IPv4Address) and ip.is_reserved:  # 240/4: Python files it under private too
+        return "a reserved address", False
     if ip.is_private:
         return "a private address", True
     if ip.is_reserved:

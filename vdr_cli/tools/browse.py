@@ -261,10 +261,8 @@ async def _recheck(url: str, policy: Any) -> None:
 
 
 def _extractive(text: str, goal: str) -> str:
-    try:
-        from vdr_cli.tools.relevance import extractive_summary
-    except ImportError:  # relevance.py not in this tree yet: the page's opening stands in
-        return " ".join(text.split())[:1000]
+    from vdr_cli.tools.relevance import extractive_summary
+
     return extractive_summary(text, goal)
 
 

@@ -90,13 +90,19 @@ class Rendered:
 def render(nodes: list[LexborNode], base: str | None, skip: Callable[[LexborNode], bool] | None = None) -> Rendered:
     out = Rendered()
     parts = []
+    query = "a[href], img, [class], [id]" if skip is not None else "a[href], img"
     for node in nodes:
-        if skip is not None:
-            for el in node.css("[class], [id]"):
-                if el.parent is not None and skip(el):
-                    el.decompose()
-        for el in node.css("a[href], img"):
-            out.add_link(el, base) if el.tag == "a" else out.add_image(el, base)
+        for el in node.css(query):  # document order: a skipped block goes before its links
+            if el.parent is None:
+                continue  # inside a block skipped just before
+            if skip is not None and skip(el):
+                el.decompose()
+                continue
+            tag = el.tag
+            if tag == "a":
+                out.add_link(el, base)
+            elif tag == "img":
+                out.add_image(el, base)
         _mark(node)
         parts.append(node.text() or "")
         parts.append(_BREAK)
@@ -131,16 +137,12 @@ def _mark(node: LexborNode) -> None:
             el.insert_after(_BREAK)
 
 
-_WHITESPACE = re.compile(r"\s+")
-
-
 def _join(text: str) -> str:
     out: list[str] = []
     carry = ""
     prev_item = False
-    # Fold whitespace once for the whole text; markers are not whitespace, so they stay.
-    for chunk in _WHITESPACE.sub(" ", text).split(_BREAK):
-        chunk = chunk.strip()
+    for chunk in text.split(_BREAK):
+        chunk = " ".join(chunk.split())  # markers are not whitespace, so they stay
         if not chunk:
             continue
         bare = chunk.replace(_INDENT, "")

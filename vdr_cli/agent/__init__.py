@@ -1,0 +1,1 @@
+"""The research loop: prompt, turn parsing, tool dispatch, budgets, resume."""

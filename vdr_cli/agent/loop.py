@@ -1,0 +1,216 @@
+"""The research loop: generate a turn, run its tool, feed the result back.
+
+Everything the loop does is an event passed to `emit` (session, step, call,
+result, answer, end), so a trace, a JSONL pipe and a live view all see the
+same thing.  The loop owns no I/O of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from vdr_cli.agent import prompt
+from vdr_cli.agent.toolbox import SessionImage, Toolbox, ToolOutcome
+from vdr_cli.agent.turns import ParsedTurn, is_repetitive, parse_turn, word_count
+from vdr_cli.models.base import ImageInput, ModelSession, SamplingParams, Turn
+from vdr_cli.models.errors import ContextFullError, ModelError
+from vdr_cli.trace.events import Event, event
+
+Emit = Callable[[Event], None]
+STOPS = ("</tool_call>", "</answer>", "<tool_response>")
+MAX_REPEATS = 3  # degenerate turns tolerated before the final-answer request (reference)
+
+
+@dataclass
+class LoopConfig:
+    max_steps: int = 50  # model calls, as the reference's MAX_LLM_CALL_PER_RUN
+    max_seconds: float | None = None
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    grammar: str | None = None
+    answer_reserve: int = 1024  # context tokens kept free for the final answer
+    on_token: Callable[[str], None] | None = None
+
+
+@dataclass
+class Outcome:
+    reason: str  # an END_REASONS value
+    answer: str | None
+    steps: int
+    stats: dict[str, Any]
+
+
+class ResearchLoop:
+    """Runs one session on a model with a toolbox, emitting every event."""
+
+    def __init__(self, model: ModelSession, toolbox: Toolbox, emit: Emit, config: LoopConfig) -> None:
+        self.model = model
+        self.toolbox = toolbox
+        self.emit = emit
+        self.config = config
+        self.step_n = 0
+        self.calls = 0
+        self.tool_counts: dict[str, int] = {}
+        self.model_ms = 0.0
+        self.tool_ms = 0.0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.repeats = 0
+        self.final_requested: str | None = None
+        self.t0 = time.perf_counter()
+
+    # --- one session -----------------------------------------------------------
+
+    def run(self, system: str, first_user: Turn, pending_prompt: str | None = None) -> Outcome:
+        """Start the conversation and loop until an answer or a budget ends it."""
+        self.model.start(system, first_user)
+        return self.loop(pending_prompt)
+
+    def loop(self, pending_prompt: str | None = None) -> Outcome:
+        """Continue from the current context (used by run and by resume)."""
+        try:
+            while True:
+                ending = self._budget_exhausted()
+                if ending and self.final_requested is None:
+                    pending_prompt = self._request_final(ending)
+                elif ending:
+                    return self._end(ending, None)
+                if pending_prompt is not None:
+                    self.model.append(Turn("user", pending_prompt))
+                parsed, raw = self._step(pending_prompt)
+                pending_prompt = None
+                if self.final_requested is not None:
+                    answer = parsed.answer if parsed.kind == "answer" else _strip_think(raw)
+                    if answer:
+                        self.emit(event("answer", text=answer, step=self.step_n))
+                    return self._end(self.final_requested, answer or None)
+                if parsed.kind == "answer":
+                    self.emit(event("answer", text=parsed.answer or "", step=self.step_n))
+                    return self._end("answer", parsed.answer)
+                if parsed.kind == "call":
+                    pending_prompt = self._run_tool(parsed)
+                else:
+                    pending_prompt = self._correct(raw)
+        except KeyboardInterrupt:
+            self._end("interrupted", None)
+            raise
+        except ContextFullError:
+            return self._end("context_full", None)
+
+    # --- pieces --------------------------------------------------------------
+
+    def _budget_exhausted(self) -> str | None:
+        if self.step_n >= self.config.max_steps:
+            return "max_steps"
+        if self.config.max_seconds is not None and time.perf_counter() - self.t0 > self.config.max_seconds:
+            return "max_steps"
+        room = self.model.n_ctx - self.model.n_tokens
+        if room < self.config.answer_reserve + 64:
+            return "context_full"
+        return None
+
+    def _request_final(self, reason: str) -> str:
+        self.final_requested = reason
+        kind = {"max_steps": "max_steps", "context_full": "context"}.get(reason, "repetition")
+        return prompt.final_answer_request(kind, self.config.max_steps)
+
+    def _step(self, user_prompt: str | None) -> tuple[ParsedTurn, str]:
+        self.step_n += 1
+        params = self.config.sampling
+        room = self.model.n_ctx - self.model.n_tokens - 8
+        if room < params.max_tokens:
+            params = _with_max_tokens(params, max(16, room))
+        result = self.model.generate(params, stop=STOPS, grammar=self.config.grammar, on_token=self.config.on_token)
+        raw = result.text
+        if result.stop in ("</tool_call>", "</answer>") and not raw.endswith(result.stop):
+            raw += result.stop
+        self.model_ms += result.ms
+        self.prompt_tokens += result.prompt_tokens
+        self.completion_tokens += result.completion_tokens
+        parsed = parse_turn(raw)
+        fields: dict[str, Any] = {"n": self.step_n, "think": parsed.think, "raw": raw,
+                                  "tokens": {"prompt_eval": result.prompt_tokens, "completion": result.completion_tokens},
+                                  "ms": round(result.ms, 1), "finish": result.finish_reason}
+        if user_prompt is not None:
+            fields["prompt"] = user_prompt  # a corrective or final-answer message: resume needs it
+        if parsed.kind == "invalid":
+            fields["error"] = parsed.error
+        self.emit(event("step", **fields))
+        if result.finish_reason == "context_full":
+            raise ContextFullError("context window is full")
+        return parsed, raw
+
+    def _run_tool(self, parsed: ParsedTurn) -> str | None:
+        call_id = f"c{self.step_n}"
+        tool = parsed.tool or ""
+        self.emit(event("call", id=call_id, step=self.step_n, tool=tool, args=parsed.args))
+        self.calls += 1
+        self.tool_counts[tool] = self.tool_counts.get(tool, 0) + 1
+        t = time.perf_counter()
+        try:
+            outcome = asyncio.run(self.toolbox.call(tool, parsed.args))
+        except (KeyboardInterrupt, ModelError):
+            raise
+        except Exception as exc:  # a tool bug must not end the session: the model is told
+            outcome = ToolOutcome(content=f"Error calling tool {tool}: {type(exc).__name__}: {exc}", ok=False, error=str(exc))
+        ms = (time.perf_counter() - t) * 1000
+        self.tool_ms += ms
+        self.emit(event("result", id=call_id, tool=tool, ok=outcome.ok, content=outcome.content, data=outcome.data,
+                        error=outcome.error, ms=round(ms, 1), cached=outcome.cached))
+        self._append_tool_response(outcome)
+        return None
+
+    def _append_tool_response(self, outcome: ToolOutcome) -> None:
+        text = prompt.tool_response(outcome.content)
+        images = [ImageInput(id=f"zoom_{i}", path=p) for i, p in enumerate(outcome.images)]
+        try:
+            self.model.append(Turn("user", text, images))
+        except ContextFullError:
+            # Too big to fit: keep what fits, say so, and leave room for the answer.
+            room_chars = max(0, (self.model.n_ctx - self.model.n_tokens - self.config.answer_reserve - 256) * 3)
+            if room_chars < 200:
+                raise
+            cut = prompt.tool_response(outcome.content[:room_chars] + "\n[... truncated: context window full]")
+            self.model.append(Turn("user", cut))
+
+    def _correct(self, raw: str) -> str:
+        if is_repetitive(raw) and word_count(raw) > 2500:
+            self.repeats += 1
+            if self.repeats >= MAX_REPEATS:
+                self.final_requested = "answer"
+                return prompt.final_answer_request("repetition", self.config.max_steps)
+            return prompt.REPETITION_ERROR
+        return prompt.FORMAT_ERROR
+
+    def _end(self, reason: str, answer: str | None) -> Outcome:
+        total_ms = (time.perf_counter() - self.t0) * 1000
+        stats = {
+            "steps": self.step_n,
+            "calls": self.calls,
+            "tools": dict(self.tool_counts),
+            "tokens": {"prompt_eval": self.prompt_tokens, "completion": self.completion_tokens,
+                       "context": self.model.n_tokens, "ctx": self.model.n_ctx},
+            "ms": {"total": round(total_ms, 1), "model": round(self.model_ms, 1), "tools": round(self.tool_ms, 1),
+                   "vdr": round(max(0.0, total_ms - self.model_ms - self.tool_ms), 1)},
+        }
+        try:
+            stats["model"] = self.model.stats.as_dict()
+        except Exception:  # stats are informative; never fail the ending over them
+            pass
+        self.emit(event("end", reason=reason, stats=stats))
+        return Outcome(reason=reason, answer=answer, steps=self.step_n, stats=stats)
+
+
+def _with_max_tokens(params: SamplingParams, n: int) -> SamplingParams:
+    import dataclasses
+
+    return dataclasses.replace(params, max_tokens=n)
+
+
+def _strip_think(raw: str) -> str:
+    import re
+
+    return re.sub(r"<think>.*?(</think>|$)", "", raw, flags=re.S).replace("<answer>", "").replace("</answer>", "").strip()

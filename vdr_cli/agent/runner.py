@@ -1,0 +1,277 @@
+"""Running `vdr ask` requests: one session, a resume, or a batch.
+
+Resolves settings (flag > env > config > default), opens the model, wires
+the toolbox, and sends every event to the trace file, to stdout (JSONL mode)
+and to the live view (stderr on a terminal).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from vdr_cli.errors import ExitStatus, InputError, UsageError
+from vdr_cli.trace.events import Event
+
+
+@dataclass
+class AskRequest:
+    args: list[str] = field(default_factory=list)
+    model: str | None = None
+    mmproj: str | None = None
+    output: Path | None = None
+    json_out: bool = False
+    max_steps: int = 50
+    max_time: float | None = None
+    ctx: int | None = None
+    grammar: str = "auto"
+    zoom: bool = False
+    temperature: float = 0.6
+    top_p: float = 0.95
+    seed: int | None = None
+    max_tokens: int = 4096
+    summaries: str = "model"
+    search_provider: str | None = None
+    image_provider: str | None = None
+    allow_private: bool | None = None
+    no_cache: bool = False
+    resume: Path | None = None
+    batch: Path | None = None
+    parallel: int = 1
+    verbose: bool = False
+
+
+def split_args(args: list[str]) -> tuple[list[str], str]:
+    """`[IMAGE...] QUESTION`: the last argument is the question."""
+    if not args:
+        raise UsageError("no question given", hint="vdr ask [IMAGE...] 'QUESTION'")
+    *images, question = args
+    if not question.strip():
+        raise UsageError("the question is empty")
+    if not images and Path(question).is_file() and Path(question).suffix.lower() in (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"):
+        raise UsageError(f"{question} is an image, not a question", hint=f"vdr ask {question} 'QUESTION'")
+    return images, question
+
+
+def trace_path(output: Path | None, session_id: str) -> Path:
+    if output is not None:
+        return output
+    from vdr_cli.paths import data_dir
+
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return data_dir() / "traces" / f"{stamp}-{session_id}.jsonl"
+
+
+class Sinks:
+    """Fans each event out to the trace, stdout (JSONL mode) and the live view."""
+
+    def __init__(self, trace_file: Path, json_stdout: bool, live: Any, keep: list[Event] | None = None) -> None:
+        from vdr_cli.trace.jsonl import JsonlWriter
+
+        import os
+
+        trace_file.parent.mkdir(parents=True, exist_ok=True)
+        self.path = trace_file
+        # The kept prefix goes to a temporary file renamed over the trace: a
+        # crash while rewriting never loses the recorded session.  The open
+        # descriptor follows the rename, so later events append to it.
+        tmp = trace_file.with_name(f".{trace_file.name}.{os.getpid()}.tmp")
+        self.file = open(tmp, "w", encoding="utf-8")
+        self.trace = JsonlWriter(self.file)
+        for ev in keep or []:
+            self.trace.write(ev)
+        os.fsync(self.file.fileno())
+        os.replace(tmp, trace_file)
+        self.stdout = JsonlWriter(sys.stdout) if json_stdout else None
+        self.live = live
+        self.answer: str | None = None
+        self.lock = threading.Lock()
+
+    def __call__(self, ev: Event) -> None:
+        with self.lock:
+            self.trace.write(ev)  # first: a closed stdout must not lose the trace
+            if ev.get("type") == "answer":
+                self.answer = ev.get("text")
+            if self.live is not None:
+                self.live.on_event(ev)
+            if self.stdout is not None:
+                self.stdout.write(ev)
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.close()
+        self.file.close()
+
+
+def settings(req: AskRequest) -> dict[str, Any]:
+    from vdr_cli import config
+
+    cfg = config.current()
+    return {
+        "model": cfg.get("model.default", req.model),
+        "ctx": cfg.get("model.ctx", req.ctx),
+        "n_gpu_layers": cfg.get("model.n_gpu_layers"),
+        "threads": cfg.get("model.threads"),
+        "allow_private": cfg.get("net.allow_private", req.allow_private),
+        "use_cache": cfg.get("cache.enabled") and not req.no_cache,
+        "api_key": cfg.get("keys.openai") or None,
+        "max_pixels": cfg.get("crop.max_pixels"),
+    }
+
+
+def open_model_for(req: AskRequest, conf: dict[str, Any], model_text: str | None = None):
+    from vdr_cli.models.loader import LoadOptions, open_model
+    from vdr_cli.models.spec import parse_spec
+
+    spec = parse_spec(model_text or conf["model"], mmproj=req.mmproj)
+    opts = LoadOptions(ctx=req.ctx or spec.ctx or conf["ctx"], n_gpu_layers=conf["n_gpu_layers"], threads=conf["threads"],
+                       verbose=req.verbose, api_key=conf["api_key"])
+    return spec, open_model(spec, opts)
+
+
+def build_toolbox(req: AskRequest, conf: dict[str, Any], images: list, model: Any, tools: list[str]):
+    from vdr_cli.agent.summarise import model_summariser
+    from vdr_cli.agent.toolbox import ToolSettings, WebToolbox
+
+    ts = ToolSettings(search_provider=req.search_provider, image_provider=req.image_provider,
+                      use_cache=conf["use_cache"], allow_private=bool(conf["allow_private"]))
+    summarise = model_summariser(model) if req.summaries == "model" else None
+    return WebToolbox(images, ts, summarise=summarise, zoom="zoom" in tools)
+
+
+def loop_config(req: AskRequest, model_name: str, tools: list[str], on_token: Callable[[str], None] | None):
+    from vdr_cli.agent.grammar import turn_grammar, wants_grammar
+    from vdr_cli.agent.loop import LoopConfig
+    from vdr_cli.models.base import SamplingParams
+
+    if req.grammar not in ("auto", "on", "off"):
+        raise UsageError(f"--grammar {req.grammar!r}", hint="use auto, on or off")
+    if req.summaries not in ("model", "extractive"):
+        raise UsageError(f"--summaries {req.summaries!r}", hint="use model or extractive")
+    if req.max_steps < 1:
+        raise UsageError("--max-steps must be at least 1")
+    grammar = turn_grammar(tools) if wants_grammar(req.grammar, model_name) else None
+    sampling = SamplingParams(temperature=req.temperature, top_p=req.top_p, seed=req.seed, max_tokens=req.max_tokens)
+    return LoopConfig(max_steps=req.max_steps, max_seconds=req.max_time, sampling=sampling, grammar=grammar,
+                      answer_reserve=min(1024, req.max_tokens), on_token=on_token)
+
+
+def live_view(req: AskRequest):
+    from vdr_cli.cli.output import stderr_console, stderr_is_terminal
+
+    if not stderr_is_terminal():
+        return None
+    from vdr_cli.render.live import LiveView
+
+    return LiveView(stderr_console())
+
+
+def run_ask(req: AskRequest, quiet: bool = False) -> int:
+    """One `vdr ask` invocation; returns the exit status.
+
+    `quiet` (batch items): no stdout, no live view, no notes on stderr.
+    """
+    if req.batch is not None:
+        from vdr_cli.agent.batch import run_batch
+
+        return run_batch(req)
+    if req.resume is not None:
+        return _resume(req)
+    images_args, question = split_args(req.args)
+    return _fresh(req, images_args, question, quiet)
+
+
+def _fresh(req: AskRequest, image_args: list[str], question: str, quiet: bool = False) -> int:
+    from vdr_cli.agent.session import DEFAULT_TOOLS, SessionSpec, load_images, run_session
+    from vdr_cli.cli.failures import say
+    from vdr_cli.cli.output import json_mode
+    from vdr_cli.models.loader import describe
+
+    conf = settings(req)
+    images = load_images(image_args, conf["max_pixels"])  # bad images fail before the model loads
+    tools = [t for t in DEFAULT_TOOLS if images or t != "crop_and_search"] + (["zoom"] if req.zoom and images else [])
+    spec, model = open_model_for(req, conf)
+    try:
+        session = SessionSpec(question=question, images=images, tools=tools,
+                              model={**describe(spec, model), "spec": req.model or conf["model"]})
+        as_json = json_mode(req.json_out)
+        live = None if quiet else live_view(req)
+        sinks = Sinks(trace_path(req.output, session.id), as_json and not quiet, live)
+        if not quiet:
+            say("ask", "info", f"trace: {sinks.path}")
+        try:
+            config = loop_config(req, spec.name or model.info.name, tools, live.on_token if live else None)
+            toolbox = build_toolbox(req, conf, images, model, tools)
+            outcome = run_session(session, model, toolbox, sinks, config)
+        finally:
+            sinks.close()
+    finally:
+        model.close()
+    if quiet:
+        return ExitStatus.OK if outcome.answer else ExitStatus.ERROR
+    return _finish(as_json, outcome.answer, outcome.reason)
+
+
+def _finish(as_json: bool, answer: str | None, reason: str) -> int:
+    if not as_json and answer:
+        from vdr_cli.cli.output import print_line
+
+        print_line(answer)
+    if reason in ("answer", "max_steps", "context_full") and answer:
+        return ExitStatus.OK
+    if reason == "interrupted":
+        return ExitStatus.INTERRUPTED
+    from vdr_cli.cli.failures import say
+
+    say("ask", "error", f"the session ended without an answer ({reason})")
+    return ExitStatus.ERROR
+
+
+def _resume(req: AskRequest) -> int:
+    from vdr_cli.agent.session import kept_events, read_trace, resume_session, spec_from_header
+    from vdr_cli.cli.failures import say
+    from vdr_cli.cli.output import json_mode
+    from vdr_cli.trace.jsonl import LineError, iter_lines
+
+    path = req.resume
+    try:
+        lines = path.read_text("utf-8", errors="replace").splitlines(keepends=True)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read trace ({exc.strerror or exc})") from None
+    # A kill -9 can leave half a last line: everything before it is kept.
+    events = []
+    for item in iter_lines(lines, str(path)):
+        if isinstance(item, LineError):
+            if item.lineno == len(lines):
+                say("ask", "warning", f"{path}:{item.lineno}: incomplete last line dropped")
+                break
+            raise InputError(str(item))
+        events.append(item)
+    recorded = read_trace(events, str(path))
+    if recorded.ended is not None and recorded.ended.get("reason") == "answer":
+        raise UsageError(f"{path}: this session already ended with an answer", hint="use `vdr replay` to view it")
+    conf = settings(req)
+    spec_header = spec_from_header(recorded.header)
+    model_text = req.model or (recorded.header.get("model") or {}).get("spec")
+    spec, model = open_model_for(req, conf, model_text)
+    try:
+        tools = spec_header.tools
+        as_json = json_mode(req.json_out)
+        live = live_view(req)
+        keep = kept_events(events, None)
+        out = req.output or path
+        sinks = Sinks(out, as_json, live, keep=keep)
+        say("ask", "info", f"resuming {len(recorded.steps)} recorded steps; trace: {sinks.path}")
+        try:
+            config = loop_config(req, spec.name or model.info.name, tools, live.on_token if live else None)
+            toolbox = build_toolbox(req, conf, spec_header.images, model, tools)
+            outcome = resume_session(recorded, model, toolbox, sinks, config)
+        finally:
+            sinks.close()
+    finally:
+        model.close()
+    return _finish(as_json, outcome.answer, outcome.reason)

@@ -1,0 +1,192 @@
+"""A research session: its header event, its images, a fresh run or a resume.
+
+Resume rebuilds the model's context from a trace (no tool is re-executed):
+the session header gives the system prompt and first turn, each `step`'s
+`raw` is the assistant turn, each `result`'s `content` the tool response,
+and a step's `prompt` the corrective or final-answer message before it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vdr_cli import __version__
+from vdr_cli.agent import prompt
+from vdr_cli.agent.loop import Emit, LoopConfig, Outcome, ResearchLoop
+from vdr_cli.agent.toolbox import SessionImage, Toolbox
+from vdr_cli.errors import InputError
+from vdr_cli.models.base import ImageInput, ModelSession, Turn
+from vdr_cli.models.errors import NoVisionError
+from vdr_cli.trace.events import SCHEMA_VERSION, Event, event, now_iso
+
+DEFAULT_TOOLS = ("search", "crop_and_search", "visit")
+
+
+def load_images(paths: Iterable[str | Path], max_pixels: int = 200_000_000) -> list[SessionImage]:
+    """Check each image (one-line errors for bad ones) and name them image_1, image_2, …"""
+    from vdr_cli.tools.images import open_source, read_bytes
+
+    out = []
+    for i, path in enumerate(paths, start=1):
+        path = Path(path)
+        source = open_source(read_bytes(str(path)), str(path), max_pixels)
+        out.append(SessionImage(id=f"image_{i}", path=path.resolve(), sha256=source.sha256,
+                                width=source.width, height=source.height))
+    return out
+
+
+@dataclass
+class SessionSpec:
+    question: str
+    images: list[SessionImage]
+    tools: list[str] = field(default_factory=lambda: list(DEFAULT_TOOLS))
+    date: str = field(default_factory=lambda: _dt.date.today().isoformat())
+    model: dict[str, Any] = field(default_factory=dict)
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    parent: dict[str, Any] | None = None
+
+    def system_prompt(self) -> str:
+        return prompt.system_prompt(self.tools, self.date, with_images=bool(self.images))
+
+    def first_turn(self) -> Turn:
+        text = prompt.first_user_text(self.question, [img.id for img in self.images])
+        return Turn("user", text, [ImageInput(id=img.id, path=img.path) for img in self.images])
+
+    def header(self) -> Event:
+        return event("session", v=SCHEMA_VERSION, id=self.id, ts=now_iso(), question=self.question,
+                     images=[img.to_dict() for img in self.images], model=self.model, tools=self.tools,
+                     date=self.date, vdr=__version__, **({"parent": self.parent} if self.parent else {}))
+
+
+def run_session(spec: SessionSpec, model: ModelSession, toolbox: Toolbox, emit: Emit, config: LoopConfig) -> Outcome:
+    if spec.images and not model.info.has_vision:
+        raise NoVisionError(f"model {model.info.name} has no vision projector; it cannot read {spec.images[0].path}"
+                            " (give --mmproj, or ask without an image)")
+    emit(spec.header())
+    return ResearchLoop(model, toolbox, emit, config).run(spec.system_prompt(), spec.first_turn())
+
+
+@dataclass
+class Recorded:
+    """What a trace holds, grouped for replaying into a model."""
+
+    header: Event
+    steps: list[tuple[Event, Event | None]]  # (step, its result if it made a call)
+    ended: Event | None
+    answered: bool
+
+
+def read_trace(events: Iterable[Event], source: str = "trace") -> Recorded:
+    header = None
+    steps: list[tuple[Event, Event | None]] = []
+    results: dict[str, Event] = {}
+    calls: dict[int, str] = {}
+    ended = None
+    answered = False
+    for ev in events:
+        kind = ev.get("type")
+        if kind == "session":
+            if header is not None:
+                raise InputError(f"{source}: more than one session header")
+            header = ev
+        elif kind == "step":
+            steps.append((ev, None))
+        elif kind == "call":
+            calls[int(ev.get("step", 0))] = str(ev.get("id"))
+        elif kind == "result":
+            results[str(ev.get("id"))] = ev
+        elif kind == "answer":
+            answered = True
+        elif kind == "end":
+            ended = ev
+    if header is None:
+        raise InputError(f"{source}: no session header (is this a vdr trace?)")
+    paired = []
+    for step, _ in steps:
+        call_id = calls.get(int(step["n"]))
+        result = results.get(call_id) if call_id else None
+        if call_id and result is None:
+            break  # the call never got its result: resume re-generates from that step
+        paired.append((step, result))
+    return Recorded(header=header, steps=paired, ended=ended, answered=answered)
+
+
+def spec_from_header(header: Event) -> SessionSpec:
+    images = []
+    for img in header.get("images") or []:
+        path = Path(img.get("path", ""))
+        if not path.is_file():
+            raise InputError(f"{path}: image of the session is missing; resume needs it")
+        images.append(SessionImage(id=img["id"], path=path, sha256=img.get("sha256", ""),
+                                   width=int(img.get("width", 0)), height=int(img.get("height", 0))))
+    return SessionSpec(question=header["question"], images=images, tools=list(header.get("tools") or DEFAULT_TOOLS),
+                       date=str(header.get("date") or _dt.date.today().isoformat()), model=dict(header.get("model") or {}),
+                       id=str(header["id"]))
+
+
+def resume_session(recorded: Recorded, model: ModelSession, toolbox: Toolbox, emit: Emit, config: LoopConfig,
+                   upto_step: int | None = None) -> Outcome:
+    """Rebuild the context from recorded turns (tools not re-run), then continue live.
+
+    The caller has already copied the recorded events it keeps into the new
+    trace; `emit` receives only what happens from here on.
+    """
+    spec = spec_from_header(recorded.header)
+    loop = ResearchLoop(model, toolbox, emit, config)
+    model.start(spec.system_prompt(), spec.first_turn())
+    pending: str | None = None
+    for step, result in recorded.steps:
+        if upto_step is not None and int(step["n"]) > upto_step:
+            break
+        if step.get("prompt"):
+            model.append(Turn("user", step["prompt"]))
+        model.append(Turn("assistant", step["raw"]))
+        loop.step_n = int(step["n"])
+        if result is not None:
+            loop.calls += 1
+            loop.tool_counts[result["tool"]] = loop.tool_counts.get(result["tool"], 0) + 1
+            model.append(Turn("user", prompt.tool_response(result["content"])))
+            pending = None
+        else:
+            from vdr_cli.agent.turns import parse_turn
+
+            parsed = parse_turn(step["raw"])
+            pending = prompt.FORMAT_ERROR if parsed.kind == "invalid" else None
+    return loop.loop(pending)
+
+
+def kept_events(events: Iterable[Event], upto_step: int | None) -> list[Event]:
+    """The prefix of a trace that a resume or fork keeps (no end/answer, no dangling call)."""
+    recorded_steps: set[int] = set()
+    out = []
+    call_step: dict[str, int] = {}
+    for ev in events:
+        kind = ev.get("type")
+        if kind in ("end", "answer"):
+            continue
+        if kind == "step":
+            n = int(ev.get("n", 0))
+            if upto_step is not None and n > upto_step:
+                break
+            recorded_steps.add(n)
+        if kind == "call":
+            call_step[str(ev.get("id"))] = int(ev.get("step", 0))
+        if kind == "result" and call_step.get(str(ev.get("id"))) not in recorded_steps:
+            continue
+        out.append(ev)
+    # Drop a trailing call that never got its result.
+    answered = {str(e.get("id")) for e in out if e.get("type") == "result"}
+    while out and out[-1].get("type") in ("call", "step") and (
+        out[-1].get("type") == "step" and _has_dangling_call(out[-1], out, answered) or
+        out[-1].get("type") == "call" and str(out[-1].get("id")) not in answered):
+        out.pop()
+    return out
+
+
+def _has_dangling_call(step: Event, events: list[Event], answered: set[str]) -> bool:
+    return any(e.get("type") == "call" and e.get("step") == step.get("n") and str(e.get("id")) not in answered for e in events)

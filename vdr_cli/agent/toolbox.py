@@ -1,0 +1,230 @@
+"""The model's tools, wired to vdr's search, browse and crop libraries.
+
+Each call returns a `ToolOutcome`: the text the model is shown (in the
+reference's format) and the typed records (`hit`, `page`, `crop`, `error`)
+for the trace.  Failures (dead host, no key, rate limit) become text the
+model can react to; the session goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from vdr_cli.errors import VdrError
+
+Summariser = Callable[[str, str], "str | Awaitable[str]"]
+
+
+@dataclass(frozen=True)
+class SessionImage:
+    """An image of the session: the model names it by `id` (image_1, …)."""
+
+    id: str
+    path: Path
+    sha256: str
+    width: int
+    height: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "path": str(self.path), "sha256": self.sha256, "width": self.width, "height": self.height}
+
+
+@dataclass
+class ToolOutcome:
+    content: str
+    ok: bool = True
+    data: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    cached: bool = False
+    images: list[Path] = field(default_factory=list)  # crops shown to the model (zoom)
+
+
+class Toolbox(Protocol):
+    async def call(self, tool: str, args: dict[str, Any]) -> ToolOutcome: ...
+
+
+@dataclass
+class ToolSettings:
+    search_provider: str | None = None  # None: from config
+    image_provider: str | None = None
+    results: int | None = None
+    use_cache: bool = True
+    allow_private: bool = False
+    max_chars: int | None = None
+    crop_dir: Path | None = None
+    hits_to_read: int = 3  # reverse-search hits whose pages are read (the reference keeps 3)
+    max_urls: int = 5  # URLs per visit call, as the reference
+    max_boxes: int = 8
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value] if value.strip() else []
+    if isinstance(value, list):
+        return [str(v) for v in value if isinstance(v, (str, int, float)) and str(v).strip()]
+    return []
+
+
+class WebToolbox:
+    """search, visit, crop_and_search (and opt-in zoom) on the live web."""
+
+    def __init__(self, images: list[SessionImage], settings: ToolSettings, summarise: Summariser | None = None,
+                 zoom: bool = False) -> None:
+        self.images = {img.id: img for img in images}
+        self.settings = settings
+        self.summarise = summarise
+        self.zoom_enabled = zoom
+
+    async def call(self, tool: str, args: dict[str, Any]) -> ToolOutcome:
+        handlers = {"search": self.search, "visit": self.visit, "crop_and_search": self.crop_and_search}
+        if self.zoom_enabled:
+            handlers["zoom"] = self.zoom
+        handler = handlers.get(tool)
+        if handler is None:
+            return ToolOutcome(f"Tool {tool} not found. Available tools: {sorted(handlers)}", ok=False, error="unknown tool")
+        try:
+            return await handler(args)
+        except VdrError as exc:
+            return ToolOutcome(f"Error calling tool {tool}: {exc.message}", ok=False, error=exc.message)
+
+    # --- search ----------------------------------------------------------------
+
+    async def search(self, args: dict[str, Any]) -> ToolOutcome:
+        from vdr_cli.tools.search.run import format_many_for_model, run_queries
+
+        queries = _strings(args.get("query"))
+        if not queries:
+            return ToolOutcome("[Search] Invalid request format: Input must be a JSON object containing 'query' field",
+                               ok=False, error="no query")
+        results = await run_queries(queries, provider=self.settings.search_provider, n=self.settings.results,
+                                    cache=None if self.settings.use_cache else False)
+        data = [ev for r in results for ev in r.events()]
+        ok = any(r.ok for r in results)
+        errors = [str(r.error) for r in results if not r.ok]
+        return ToolOutcome(format_many_for_model(results), ok=ok, data=data, error="; ".join(errors) or None,
+                           cached=all(getattr(r, "cached", False) for r in results))
+
+    # --- visit -----------------------------------------------------------------
+
+    async def visit(self, args: dict[str, Any]) -> ToolOutcome:
+        from vdr_cli.tools.browse import browse, format_for_model
+
+        urls = _strings(args.get("url"))[: self.settings.max_urls]
+        goal = str(args.get("goal") or "").strip()
+        if not urls:
+            return ToolOutcome("[Visit] Invalid request format: Input must be a JSON object containing 'url' field",
+                               ok=False, error="no url")
+        pages = await self._browse(urls, goal)
+        ok = any(p.get("type") == "page" and not p.get("challenge") for p in pages)
+        return ToolOutcome(format_for_model(pages, goal), ok=ok, data=pages,
+                           error=None if ok else "no page could be read")
+
+    async def _browse(self, urls: list[str], goal: str) -> list[dict[str, Any]]:
+        from vdr_cli.tools.browse import browse
+
+        cache = None
+        if self.settings.use_cache:
+            from vdr_cli.cache import Cache
+
+            cache = Cache()
+        # Model-chosen URLs: agent mode (no private targets unless allowed).
+        return await browse(urls, goal=goal or None, mode="agent", summarise=self.summarise,
+                            max_chars=self.settings.max_chars, cache=cache, allow_private=self.settings.allow_private)
+
+    # --- crop_and_search ---------------------------------------------------------
+
+    def _image(self, image_id: Any) -> SessionImage:
+        image = self.images.get(str(image_id)) if image_id is not None else None
+        if image is None and len(self.images) == 1:
+            # The reference always crops the session's image whatever id the
+            # model wrote; a model-supplied path is never opened.
+            image = next(iter(self.images.values()))
+        if image is None:
+            raise VdrError(f"unknown image_id {image_id!r}; the images are {', '.join(self.images) or 'none'}")
+        return image
+
+    def _crop(self, image: SessionImage, box: list[float], scale: float = 1.0) -> dict[str, Any]:
+        from vdr_cli.paths import cache_dir
+        from vdr_cli.tools.crop import BoxError, CropOptions, make_crops
+        from vdr_cli.tools.images import open_source, read_bytes
+
+        x1, y1, x2, y2 = box
+        short = min(abs(x2 - x1) * image.width, abs(y2 - y1) * image.height) / 1000
+        # Small regions are enlarged (LANCZOS) before reverse search, as the reference does (2x).
+        opts = CropOptions(out_dir=self.settings.crop_dir or cache_dir() / "crops", units="1000", scales=[scale],
+                           min_side=int(min(1024, max(64, 2 * short))), max_side=1024)
+        source = open_source(read_bytes(str(image.path)), str(image.path), 10**9)
+        [item] = list(make_crops(source, [tuple(box)], opts))
+        if isinstance(item, BoxError):
+            raise item
+        item["image_id"] = image.id
+        return item
+
+    async def crop_and_search(self, args: dict[str, Any]) -> ToolOutcome:
+        from vdr_cli.agent.prompt import format_crop_and_search
+
+        image = self._image(args.get("image_id"))
+        boxes = _boxes(args.get("bbox"))[: self.settings.max_boxes]
+        goal = str(args.get("goal") or "").strip()
+        if not boxes:
+            return ToolOutcome("[crop_and_search] Invalid request format: 'bbox' must be a list of [x1, y1, x2, y2]",
+                               ok=False, error="no bbox")
+        regions = await asyncio.gather(*(self._one_region(image, box, goal) for box in boxes))
+        data = [ev for region in regions for ev in region["events"]]
+        ok = any(region["hits"] for region in regions)
+        return ToolOutcome(format_crop_and_search(regions), ok=ok, data=data,
+                           error=None if ok else "no visual matches found")
+
+    async def _one_region(self, image: SessionImage, box: list[float], goal: str) -> dict[str, Any]:
+        from vdr_cli.tools.search.run import reverse_search
+
+        region: dict[str, Any] = {"bbox": box, "hits": [], "pages": [], "events": [], "error": None}
+        try:
+            crop = await asyncio.to_thread(self._crop, image, box)
+        except VdrError as exc:
+            region["error"] = exc.message
+            region["events"].append({"type": "error", "message": exc.message, "where": f"{image.id} {box}"})
+            return region
+        region["crop"] = crop
+        region["events"].append(crop)
+        found = await reverse_search(crop["path"], provider=self.settings.image_provider, description=goal or None,
+                                     n=self.settings.results, cache=None if self.settings.use_cache else False)
+        hits = [h for h in found if not isinstance(h, dict)]
+        region["events"].extend(h.to_event() for h in hits)
+        region["events"].extend(e for e in found if isinstance(e, dict))
+        if not hits and found:
+            region["error"] = found[0].get("message")
+        region["hits"] = [h.to_event() for h in hits]
+        urls = [h.url for h in hits if h.url][: self.settings.hits_to_read]
+        if urls:
+            pages = await self._browse(urls, goal)
+            region["pages"] = pages
+            region["events"].extend(pages)
+        return region
+
+    # --- zoom (opt-in) -----------------------------------------------------------
+
+    async def zoom(self, args: dict[str, Any]) -> ToolOutcome:
+        image = self._image(args.get("image_id"))
+        boxes = _boxes(args.get("bbox"))[:4]
+        if not boxes:
+            return ToolOutcome("[zoom] Invalid request format: 'bbox' must be a list of [x1, y1, x2, y2]", ok=False, error="no bbox")
+        crops = [await asyncio.to_thread(self._crop, image, box) for box in boxes]
+        text = "\n".join(f"Zoomed region {i + 1} of {image.id} at {c['box_1000']}: {c['width']}x{c['height']} pixels"
+                         for i, c in enumerate(crops))
+        return ToolOutcome(text, data=crops, images=[Path(c["path"]) for c in crops])
+
+
+def _boxes(value: Any) -> list[list[float]]:
+    """bbox as the model writes it: one box or a list of boxes, numbers 0-1000."""
+    if isinstance(value, list) and len(value) == 4 and all(isinstance(v, (int, float)) for v in value):
+        value = [value]
+    boxes = []
+    for box in value if isinstance(value, list) else []:
+        if isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in box):
+            boxes.append([float(v) for v in box])
+    return boxes

@@ -1,0 +1,68 @@
+"""`vdr ask`: research a question (about images) with the agent loop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from vdr_cli.cli.docs import epilog
+from vdr_cli.cli.failures import reports
+
+HELP = """\
+Research a question, about one or more images or none, with the agent loop.
+
+The last argument is the question; those before it are images. The model
+thinks, calls tools (search, crop_and_search, visit) and answers in the
+format Vision-DeepResearch was trained on. Every session writes a trace
+(one event per line) to -o FILE or to the data folder; its path is printed on
+stderr. On a terminal a live view goes to stderr and the answer to stdout;
+piped or with --json, the events go to stdout.
+
+Ctrl-C ends the current step, writes an "end" event with reason
+"interrupted" and exits 130; `vdr ask --resume TRACE` continues a session
+from its trace without re-running its tools. --batch FILE runs one session
+per JSONL line ({"id", "question", "images"}).
+"""
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ask", help=HELP, epilog=epilog("ask"), short_help="Research a question about images with the agent loop.")(ask_command)
+
+
+@reports("ask")
+def ask_command(
+    args: Optional[List[str]] = typer.Argument(None, help="[IMAGE...] QUESTION", show_default=False),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Registered name, .gguf path, openai:MODEL@URL or scripted:TRACE [config model.default]."),
+    mmproj: Optional[str] = typer.Option(None, "--mmproj", help="Vision projector GGUF for a .gguf --model."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Trace file (or folder, with --batch). Default: the data folder's traces/."),
+    json_out: bool = typer.Option(False, "--json", "-j", help="Write the events to stdout even on a terminal."),
+    max_steps: int = typer.Option(50, "--max-steps", help="Model calls before the final answer is requested (the reference uses 50)."),
+    max_time: Optional[float] = typer.Option(None, "--max-time", help="Wall-time budget in seconds; then the final answer is requested."),
+    ctx: Optional[int] = typer.Option(None, "--ctx", help="Context window in tokens [config model.ctx]."),
+    grammar: str = typer.Option("auto", "--grammar", help="Constrain decoding to the turn format: auto (for models not trained on it), on, off."),
+    zoom: bool = typer.Option(False, "--zoom", help="Offer the opt-in zoom tool (crops go back to the model as images)."),
+    temperature: float = typer.Option(0.6, "--temperature", help="Sampling temperature (0: greedy)."),
+    top_p: float = typer.Option(0.95, "--top-p", help="Nucleus sampling."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Sampling seed, for repeatable runs."),
+    max_tokens: int = typer.Option(4096, "--max-tokens", help="Longest single model turn, in tokens."),
+    summaries: str = typer.Option("model", "--summaries", help="How visit summarises pages: model (side generation) or extractive (no model)."),
+    search_provider: Optional[str] = typer.Option(None, "--search-provider", help="Text search provider [config search.provider]."),
+    image_provider: Optional[str] = typer.Option(None, "--image-provider", help="Reverse image provider [config search.image_provider]."),
+    allow_private: Optional[bool] = typer.Option(None, "--allow-private/--no-allow-private", help="Let model-chosen URLs reach private addresses [config net.allow_private]."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the network cache."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the session recorded in this trace."),
+    batch: Optional[Path] = typer.Option(None, "--batch", help="JSONL file of questions: one session per line."),
+    parallel: int = typer.Option(1, "--parallel", "-P", help="Sessions at once with --batch (HTTP models; in-process models run one at a time)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show llama.cpp's own logs."),
+) -> int:
+    from vdr_cli.agent.runner import AskRequest, run_ask
+
+    request = AskRequest(
+        args=list(args or []), model=model, mmproj=mmproj, output=output, json_out=json_out, max_steps=max_steps,
+        max_time=max_time, ctx=ctx, grammar=grammar, zoom=zoom, temperature=temperature, top_p=top_p, seed=seed,
+        max_tokens=max_tokens, summaries=summaries, search_provider=search_provider, image_provider=image_provider,
+        allow_private=allow_private, no_cache=no_cache, resume=resume, batch=batch, parallel=parallel, verbose=verbose,
+    )
+    return run_ask(request)

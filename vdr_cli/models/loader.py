@@ -1,0 +1,61 @@
+"""Open a model session from a `ModelSpec` (see `spec.py`).
+
+Backends are imported here, lazily: a spec for an HTTP server never loads
+llama.cpp, and nothing loads before a command actually needs a model.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from vdr_cli.models.base import ModelSession
+from vdr_cli.models.spec import ModelSpec
+
+
+@dataclass
+class LoadOptions:
+    ctx: int | None = None  # None: the spec's, else the config's model.ctx
+    n_gpu_layers: int = -1
+    threads: int = 0
+    verbose: bool = False
+    api_key: str | None = None
+    has_vision: bool = True  # for HTTP servers: whether to send images
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def open_model(spec: ModelSpec, options: LoadOptions) -> ModelSession:
+    if spec.kind == "scripted":
+        from vdr_cli.models.scripted import ScriptedSession
+
+        return ScriptedSession.from_trace(spec.trace)
+    if spec.kind == "openai":
+        from vdr_cli.models.openai_http import OpenAISession
+
+        key = options.api_key or os.environ.get("OPENAI_API_KEY") or None
+        return OpenAISession(spec.name, spec.base_url or "", api_key=key, n_ctx=options.ctx or spec.ctx,
+                             has_vision=options.has_vision)
+    from vdr_cli.models.llama_session import LlamaSession
+
+    assert spec.gguf is not None
+    return LlamaSession(spec.gguf, spec.mmproj, n_ctx=options.ctx or spec.ctx or 32768,
+                        n_threads=options.threads or None, n_gpu_layers=options.n_gpu_layers, verbose=options.verbose)
+
+
+def describe(spec: ModelSpec, session: ModelSession) -> dict[str, Any]:
+    """The `model` field of a session header (never a key or a secret)."""
+    info = session.info
+    out: dict[str, Any] = {"name": spec.name or info.name, "backend": info.backend, "ctx": session.n_ctx,
+                           "vision": info.has_vision}
+    if spec.gguf:
+        out["gguf"] = str(spec.gguf)
+    if spec.mmproj:
+        out["mmproj"] = str(spec.mmproj)
+    if spec.base_url:
+        # Never a user:password@ part or a query: traces are shared.
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(spec.base_url)
+        out["url"] = f"{parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}{parts.path}"
+    return out

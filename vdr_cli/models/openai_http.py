@@ -1,0 +1,486 @@
+"""A ModelSession on any OpenAI-compatible ``/v1/chat/completions`` server
+(llama-server, llama-cpp-python's server, vLLM, SGLang, Ollama, hosted APIs).
+
+The server is stateless: the session keeps the conversation as a messages list
+and sends all of it each turn (llama-server's ``cache_prompt`` and vLLM's prefix
+cache make that cheap there). The SSE stream is read on a worker thread so that
+``cancel`` takes effect within ~50 ms even while the server is still reading the
+prompt. 429/5xx/connection failures are retried only before any generated text
+arrives: half a stream is never replayed. The API key travels only in the
+``Authorization`` header; errors name the endpoint (no credentials, no query)
+and have the key scrubbed from any server text they quote.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import queue
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Literal, Sequence
+from urllib.parse import urlsplit
+
+import httpx
+
+from vdr_cli.net.client import RETRY_STATUSES, USER_AGENT, RetryPolicy, retry_after_seconds
+
+from .base import (IMAGE_MARKER, GenerationResult, ImageInput, ModelInfo, SamplingParams,
+                   SessionStats, TokenCallback, Turn)
+from .errors import ContextFullError, ModelError, NoVisionError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_N_CTX = 32768
+GrammarField = Literal["grammar", "guided_grammar"]
+# Servers word "prompt too long" differently: vLLM/OpenAI "maximum context length",
+# llama-server "exceeds the available context size", OpenAI's code "context_length_exceeded".
+_CONTEXT_RE = re.compile(r"context[ _](length|size|window)|maximum context|exceeds? the (available )?context", re.I)
+_IMAGE_TOKENS_GUESS = 256  # only for the n_tokens estimate before the server reports usage
+_FINISH = {"length": "length", "stop": "stop", "eos": "stop"}
+
+
+class OpenAIHTTPError(ModelError):
+    """The server answered with an HTTP error (after retries, where retrying made sense)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class OpenAIConnectError(ModelError):
+    """The server could not be reached, timed out, or broke off a stream."""
+
+
+_MAGIC = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"), (b"GIF87a", "image/gif"),
+          (b"GIF89a", "image/gif"), (b"BM", "image/bmp"))
+
+
+def image_part(image: ImageInput) -> dict[str, Any]:
+    """One ``image_url`` content part: a base64 data URL, its MIME type sniffed from the bytes."""
+    data = image.read_bytes()
+    webp = "image/webp" if data[:4] == b"RIFF" and data[8:12] == b"WEBP" else None
+    mime = next((m for magic, m in _MAGIC if data.startswith(magic)), webp)
+    if mime is None:
+        raise ModelError(f"image {image.id!r}: not JPEG, PNG, GIF, WebP or BMP")
+    return {"type": "image_url", "image_url": {"url": f"data:{mime};base64,{base64.b64encode(data).decode()}"}}
+
+
+def to_message(turn: Turn, vision: bool = True) -> dict[str, Any]:
+    """A Turn as a chat message. Tool turns become user turns, as the reference model was trained."""
+    role = "user" if turn.role == "tool" else turn.role
+    if not turn.images:
+        return {"role": role, "content": turn.text}
+    if not vision:
+        raise NoVisionError("this model server was declared without vision (has_vision=False)")
+    n_marks = turn.text.count(IMAGE_MARKER)
+    if n_marks and n_marks != len(turn.images):
+        raise ModelError(f"turn has {len(turn.images)} image(s) but {n_marks} image marker(s)")
+    # Without markers the images go first, where Qwen-VL's chat template puts them.
+    text = turn.text if n_marks else IMAGE_MARKER * len(turn.images) + turn.text
+    parts: list[dict[str, Any]] = []
+    for i, piece in enumerate(text.split(IMAGE_MARKER)):
+        if piece:
+            parts.append({"type": "text", "text": piece})
+        if i < len(turn.images):
+            parts.append(image_part(turn.images[i]))
+    return {"role": role, "content": parts}
+
+
+def estimate_tokens(messages: Sequence[dict[str, Any]]) -> int:
+    """Rough prompt size: ~4 characters a token, a few per message, a guess per image."""
+    total = 0
+    for m in messages:
+        content = m["content"]
+        parts = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        total += 4 + sum(len(p["text"]) // 4 if p["type"] == "text" else _IMAGE_TOKENS_GUESS for p in parts)
+    return total
+
+
+def normalize_base_url(url: str) -> str:
+    """``http://h:8000``, ``http://h:8000/v1/`` or ``.../v1/chat/completions`` -> ``http://h:8000/v1``."""
+    url = url.strip().rstrip("/")
+    for suffix in ("/chat/completions", "/completions"):
+        if url.endswith(suffix):
+            url = url[: -len(suffix)]
+    return url if url.endswith("/v1") else url + "/v1"
+
+
+def _public(url: str) -> str:
+    # Messages name the endpoint without user:password@ or a query string.
+    p = urlsplit(url)
+    host = p.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    return f"{p.scheme}://{host}{f':{p.port}' if p.port else ''}{p.path}"
+
+
+def _held_back(text: str, stops: Sequence[str]) -> int:
+    """Length of the longest end of ``text`` that could still grow into a stop string."""
+    held = 0
+    for s in stops:
+        for k in range(min(len(s) - 1, len(text)), held, -1):
+            if text.endswith(s[:k]):
+                held = k
+                break
+    return held
+
+
+@dataclass
+class _Gen:
+    text: str = ""
+    finish: str = "stop"
+    stop: str | None = None
+    pieces: int = 0  # content deltas: ~ one token each on llama.cpp servers
+    usage: dict[str, Any] | None = None
+    timings: dict[str, Any] = field(default_factory=dict)
+
+
+class OpenAISession:
+    """A ModelSession over HTTP. See the module docstring.
+
+    ``grammar_field``: where a GBNF grammar goes in the request: ``"grammar"``
+    (llama-server, llama-cpp-python), ``"guided_grammar"`` (vLLM's older
+    guided decoding; newer vLLM takes ``structured_outputs``: pass it through
+    ``extra_body``), or None for servers without grammars (a grammar is then
+    dropped with a warning). ``llama_params`` sends llama.cpp's extra sampling
+    fields (top_k, min_p, repeat_penalty, cache_prompt); turn it off for hosted
+    APIs that reject unknown fields. ``timeout`` is the longest wait for the
+    next byte: a long prompt on a CPU server can take minutes before the first token.
+    """
+
+    def __init__(self, model: str, base_url: str, *, api_key: str | None = None,
+                 n_ctx: int | None = None, has_vision: bool = True,
+                 grammar_field: GrammarField | None = "grammar", llama_params: bool = True,
+                 extra_body: dict[str, Any] | None = None, timeout: float = 600.0,
+                 connect_timeout: float = 10.0, retry: RetryPolicy | None = None) -> None:
+        self.model = model
+        self.base_url = normalize_base_url(base_url)
+        self.endpoint = _public(self.base_url + "/chat/completions")
+        self.grammar_field = grammar_field
+        self.llama_params = llama_params
+        self.extra_body = dict(extra_body or {})
+        self.retry = retry or RetryPolicy()
+        self._api_key = api_key or None
+        self._vision = has_vision
+        self._n_ctx = n_ctx
+        self._probed = False
+        self._client = httpx.Client(timeout=httpx.Timeout(timeout, connect=connect_timeout),
+                                    headers={"User-Agent": USER_AGENT})
+        self._lock = threading.RLock()  # the conversation
+        self._stats_lock = threading.Lock()
+        self._messages: list[dict[str, Any]] = []
+        self._used = 0  # context fill after the last generation (server-reported where possible)
+        self._unsent: list[dict[str, Any]] = []  # messages appended since the last generation
+        self._stats = SessionStats()
+        self._warned_grammar = False
+
+    def __repr__(self) -> str:
+        key = "'***'" if self._api_key else "None"
+        return f"OpenAISession(model={self.model!r}, base_url={_public(self.base_url)!r}, api_key={key})"
+
+    # -- protocol properties ----------------------------------------------------------
+    @property
+    def info(self) -> ModelInfo:
+        self._probe()
+        return ModelInfo(name=self.model or "default", backend="openai", n_ctx=self.n_ctx,
+                         has_vision=self._vision, extra={"url": _public(self.base_url)})
+
+    @property
+    def n_ctx(self) -> int:
+        self._probe()
+        return self._n_ctx or DEFAULT_N_CTX
+
+    @property
+    def n_tokens(self) -> int:
+        """Approximate: the server's last ``usage`` (prompt + completion), plus ~chars/4 for
+        turns appended since. Servers that report no usage in streams (llama-cpp-python's)
+        get a chars/4 estimate throughout."""
+        return self._used + estimate_tokens(self._unsent)
+
+    @property
+    def stats(self) -> SessionStats:
+        return self._stats
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """The conversation as sent to the server (a copy)."""
+        return list(self._messages)
+
+    # -- conversation -----------------------------------------------------------------
+    def start(self, system: str, user: Turn) -> None:
+        with self._lock:
+            if self._messages:
+                raise ModelError("session already started")
+            first = [to_message(Turn("system", system))] if system else []
+            self._add(first + [to_message(user, self._vision)], len(user.images))
+
+    def append(self, turn: Turn) -> None:
+        with self._lock:
+            self._add([to_message(turn, self._vision)], len(turn.images))
+
+    def _add(self, messages: list[dict[str, Any]], n_images: int) -> None:
+        self._messages += messages
+        self._unsent += messages
+        self._stats.images_encoded += n_images  # sent once; the server may re-encode on each request
+
+    def generate(self, params: SamplingParams, stop: Sequence[str] = (),
+                 grammar: str | None = None, on_token: TokenCallback | None = None,
+                 cancel: threading.Event | None = None) -> GenerationResult:
+        """The next assistant turn, streamed; it stays in the conversation (also when cancelled).
+        A prompt the server finds too long raises ContextFullError; the turns stay appended."""
+        with self._lock:
+            t0 = time.perf_counter()
+            body = self._body(self._messages, params, stop, grammar)
+            gen = self._stream(body, stop, on_token, cancel)
+            self._messages.append({"role": "assistant", "content": gen.text})
+            prompt, completion, self._used = self._count(gen, self._messages[:-1], self._used)
+            self._unsent = []
+            with self._stats_lock:
+                self._stats.generate_calls += 1
+                self._stats.tokens_generated += completion
+                self._stats.tokens_evaluated += prompt + completion
+            return self._result(gen, prompt, completion, t0)
+
+    def side_generate(self, messages: Sequence[Turn], params: SamplingParams,
+                      grammar: str | None = None, stop: Sequence[str] = ()) -> GenerationResult:
+        """An independent request: the conversation is neither sent nor changed.
+        Takes no lock, so several side generations can run concurrently on the server."""
+        t0 = time.perf_counter()
+        msgs = [to_message(m, self._vision) for m in messages]
+        gen = self._stream(self._body(msgs, params, stop, grammar), stop, None, None)
+        prompt, completion, _ = self._count(gen, msgs, 0)
+        with self._stats_lock:  # side calls may run on several threads at once
+            self._stats.side_calls += 1
+            self._stats.side_tokens_evaluated += prompt
+        return self._result(gen, prompt, completion, t0)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> "OpenAISession":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- request building ---------------------------------------------------------------
+    def _body(self, messages: Sequence[dict[str, Any]], params: SamplingParams,
+              stop: Sequence[str], grammar: str | None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "messages": list(messages), "stream": True,
+            "stream_options": {"include_usage": True},  # servers that don't know it ignore it
+            "temperature": max(params.temperature, 0.0), "top_p": params.top_p,
+            "max_tokens": params.max_tokens,
+        }
+        if self.model:
+            body["model"] = self.model
+        if stop:
+            body["stop"] = list(stop)  # also applied here, for servers that cap or ignore stops
+        if params.seed is not None:
+            body["seed"] = params.seed
+        if self.llama_params:
+            body.update(top_k=params.top_k, min_p=params.min_p, repeat_penalty=params.repeat_penalty,
+                        cache_prompt=True)
+        if grammar:
+            if self.grammar_field:
+                body[self.grammar_field] = grammar
+            elif not self._warned_grammar:
+                self._warned_grammar = True
+                log.warning("%s: grammar dropped (this backend has grammar_field=None)", self.endpoint)
+        body.update(self.extra_body)
+        return body
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+
+    # -- streaming ----------------------------------------------------------------------
+    def _stream(self, body: dict[str, Any], stops: Sequence[str], on_token: TokenCallback | None,
+                cancel: threading.Event | None) -> _Gen:
+        """Consume the worker's chunks: apply stop strings, feed on_token, honour cancel."""
+        q: queue.Queue[tuple[str, Any]] = queue.Queue()
+        abandon = threading.Event()
+        threading.Thread(target=self._pump, args=(body, q, abandon), daemon=True,
+                         name="vdr-openai-stream").start()
+        gen, emitted, longest = _Gen(), 0, max((len(s) for s in stops), default=0)
+        try:
+            while True:
+                if cancel is not None and cancel.is_set():
+                    gen.finish = "cancelled"
+                    break
+                try:
+                    kind, value = q.get(timeout=0.05)
+                except queue.Empty:
+                    continue
+                if kind == "error":
+                    raise value
+                if kind == "end":
+                    break
+                gen.usage = value.get("usage") or gen.usage
+                gen.timings = value.get("timings") or gen.timings
+                choice = (value.get("choices") or [{}])[0]
+                piece = (choice.get("delta") or choice.get("message") or {}).get("content") or ""
+                if piece:
+                    gen.pieces += 1
+                    start = max(0, len(gen.text) - longest)
+                    gen.text += piece
+                    hit = min(((i, s) for s in stops if (i := gen.text.find(s, start)) >= 0), default=None)
+                    if hit is not None:
+                        gen.text, gen.stop, gen.finish = gen.text[:hit[0]], hit[1], "stop"
+                        break
+                    safe = len(gen.text) - _held_back(gen.text, stops)
+                    if on_token is not None and safe > emitted:
+                        on_token(gen.text[emitted:safe])
+                        emitted = safe
+                if choice.get("finish_reason"):
+                    gen.finish = _FINISH.get(choice["finish_reason"], "stop")
+        finally:
+            abandon.set()  # the worker closes the response at its next line: the server stops
+        if on_token is not None and len(gen.text) > emitted:
+            on_token(gen.text[emitted:])
+        return gen
+
+    def _pump(self, body: dict[str, Any], q: queue.Queue, abandon: threading.Event) -> None:
+        """Worker thread: put ("chunk", dict) items, then ("end", None) or ("error", exc)."""
+        try:
+            with contextlib.closing(self._chunks(body, abandon)) as chunks:  # closing = response closed
+                for chunk in chunks:
+                    if abandon.is_set():
+                        return
+                    q.put(("chunk", chunk))
+            q.put(("end", None))
+        except Exception as exc:  # handed to the caller's thread, which raises it
+            q.put(("error", exc))
+
+    def _chunks(self, body: dict[str, Any], abandon: threading.Event) -> Iterator[dict[str, Any]]:
+        url = self.base_url + "/chat/completions"
+        attempts = max(1, self.retry.attempts)
+        for attempt in range(attempts):
+            started = answered = False  # after text or a finish reason went out, never retry
+            last = attempt + 1 == attempts
+            try:
+                with self._client.stream("POST", url, json=body, headers=self._headers()) as resp:
+                    answered = resp.status_code < 400
+                    if resp.status_code >= 400:
+                        data = resp.read()
+                        if resp.status_code in RETRY_STATUSES and not last:
+                            abandon.wait(self.retry.delay(attempt, retry_after_seconds(resp.headers.get("Retry-After"))))
+                            continue
+                        raise self._http_error(resp.status_code, resp.reason_phrase, data)
+                    if "text/event-stream" not in resp.headers.get("content-type", ""):
+                        yield self._json(resp.read())  # the server ignored stream: true
+                        return
+                    for line in resp.iter_lines():
+                        if abandon.is_set():
+                            return
+                        if not line.startswith("data:"):
+                            continue  # blank separators, ": ping" comments, "event:" lines
+                        payload = line[5:].strip()
+                        if payload == "[DONE]":
+                            return
+                        chunk = self._json(payload.encode())
+                        if "error" in chunk:
+                            raise self._http_error(None, "", payload.encode())
+                        choice = (chunk.get("choices") or [{}])[0]
+                        started = started or bool((choice.get("delta") or {}).get("content") or choice.get("finish_reason"))
+                        yield chunk
+                if not started and not abandon.is_set():
+                    # llama-cpp-python answers an over-long streamed prompt with an empty
+                    # 200 stream; the same request unstreamed returns the real error.
+                    yield self._unstreamed(url, body)
+                return
+            except httpx.TransportError as exc:
+                what = "timed out" if isinstance(exc, httpx.TimeoutException) else f"connection failed ({type(exc).__name__})"
+                if started:
+                    raise OpenAIConnectError(f"{self.endpoint}: stream broken off ({what})") from None
+                if answered and not abandon.is_set():  # see above: sometimes the stream is cut instead
+                    yield self._unstreamed(url, body)
+                    return
+                if last or abandon.is_set():
+                    raise OpenAIConnectError(f"{self.endpoint}: {what} after {attempt + 1} tries") from None
+                abandon.wait(self.retry.delay(attempt, None))
+
+    def _unstreamed(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
+        plain = {k: v for k, v in body.items() if k != "stream_options"} | {"stream": False}
+        for attempt in range(max(1, self.retry.attempts)):
+            # The first try often meets the connection the failed stream left in the pool,
+            # which the server has since closed: try again on a fresh one.
+            try:
+                resp = self._client.post(url, json=plain, headers=self._headers())
+                break
+            except httpx.TransportError as exc:
+                if attempt + 1 >= self.retry.attempts:
+                    raise OpenAIConnectError(f"{self.endpoint}: connection failed ({type(exc).__name__})") from None
+        if resp.status_code >= 400:
+            raise self._http_error(resp.status_code, resp.reason_phrase, resp.content)
+        return self._json(resp.content)
+
+    def _json(self, data: bytes) -> dict[str, Any]:
+        try:
+            value = json.loads(data)
+        except ValueError:
+            raise ModelError(f"{self.endpoint}: the server sent something that is not JSON") from None
+        if not isinstance(value, dict):
+            raise ModelError(f"{self.endpoint}: expected a JSON object from the server")
+        return value
+
+    def _http_error(self, status: int | None, reason: str, data: bytes) -> ModelError:
+        detail = " ".join(data.decode("utf-8", "replace").split())
+        try:
+            err = json.loads(data).get("error")
+            detail = str(err.get("message") or err) if isinstance(err, dict) else str(err or detail)
+        except (ValueError, AttributeError):
+            pass
+        detail = " ".join(detail.split())[:300]
+        if self._api_key:
+            detail = detail.replace(self._api_key, "***")
+        head = f"{self.endpoint}: HTTP {status} {reason}".rstrip() if status else f"{self.endpoint}: server error"
+        if (status is None or 400 <= status < 500) and _CONTEXT_RE.search(detail):
+            return ContextFullError(f"{self.endpoint}: context full: {detail}")
+        if status in (401, 403):
+            detail += " (check the API key: keys.openai, VDR_OPENAI_KEY or OPENAI_API_KEY)"
+        return OpenAIHTTPError(f"{head}: {detail}" if detail else head, status)
+
+    # -- accounting ---------------------------------------------------------------------
+    @staticmethod
+    def _count(gen: _Gen, prompt_msgs: Sequence[dict[str, Any]], before: int) -> tuple[int, int, int]:
+        """(prompt tokens new this turn, completion tokens, context fill), the server's figures
+        first: llama-server's ``timings`` count what it evaluated (prompt-cache hits excluded),
+        ``usage`` the whole prompt; else estimates (content pieces ~ tokens, chars/4)."""
+        usage, t = gen.usage or {}, gen.timings
+        completion = int(usage.get("completion_tokens") or t.get("predicted_n") or gen.pieces)
+        whole = int(usage.get("prompt_tokens") or 0) or (int(t.get("cache_n", 0)) + int(t["prompt_n"])
+                                                         if "prompt_n" in t else estimate_tokens(prompt_msgs))
+        prompt = int(t["prompt_n"]) if "prompt_n" in t else max(0, whole - before)
+        return prompt, completion, whole + completion
+
+    def _result(self, gen: _Gen, prompt: int, completion: int, t0: float) -> GenerationResult:
+        return GenerationResult(
+            text=gen.text, token_ids=(), finish_reason=gen.finish,  # type: ignore[arg-type]
+            prompt_tokens=prompt, completion_tokens=completion,
+            ms=(time.perf_counter() - t0) * 1000, prompt_ms=float(gen.timings.get("prompt_ms", 0) or 0),
+            eval_ms=float(gen.timings.get("predicted_ms", 0) or 0), stop=gen.stop)
+
+    # -- server facts -------------------------------------------------------------------
+    def _probe(self) -> None:
+        """Ask /v1/models once for the model id and context size; failures keep the defaults."""
+        if self._probed or (self._n_ctx is not None and self.model):
+            return
+        self._probed = True
+        try:
+            resp = self._client.get(self.base_url + "/models", headers=self._headers(), timeout=10.0)
+            data = resp.json().get("data") if resp.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return
+        entries = [e for e in data if isinstance(e, dict)] if isinstance(data, list) else []
+        entry = next((e for e in entries if e.get("id") == self.model), entries[0] if entries else {})
+        if not self.model and entry.get("id"):
+            self.model = str(entry["id"])
+        if self._n_ctx is None:
+            meta = entry.get("meta") if isinstance(entry.get("meta"), dict) else {}
+            n = entry.get("max_model_len") or meta.get("n_ctx") or meta.get("n_ctx_train")
+            if isinstance(n, int) and n > 0:
+                self._n_ctx = n

@@ -1,0 +1,1 @@
+"""Rendering for people: live views and timelines (stderr or files, never records)."""
