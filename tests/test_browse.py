@@ -13,8 +13,8 @@ import pytest
 
 from vdr_cli.cache import Cache
 from vdr_cli.net.client import RetryPolicy
-from vdr_cli.tools.browse import browse, format_for_model, normalise_url
-from vdr_cli.tools.summary_format import FAIL_EVIDENCE, parse_summary
+from vdr_cli.tools.browse import browse, normalise_url
+from vdr_cli.tools.summary_format import parse_summary
 from web import dead_url, web  # noqa: F401
 
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=2.0)
@@ -184,23 +184,6 @@ def test_parse_summary_fallback_is_the_raw_text() -> None:
     assert got == {"rational": "", "evidence": "The page says Sauvestre designed the arches.",
                    "summary": "The page says Sauvestre designed the arches.", "parsed": False}
 
-
-def test_format_for_model() -> None:
-    events = [
-        {"type": "page", "url": "https://a.example/", "summary": "S1", "evidence": "E1"},
-        {"type": "error", "message": "boom", "where": "https://b.example/"},
-        {"type": "page", "url": "https://c.example/", "summary": None, "challenge": "cloudflare"},
-    ]
-    text = format_for_model(events, "who")
-    blocks = text.split("\n=======\n")
-    assert len(blocks) == 3
-    assert blocks[0] == ("The useful information in https://a.example/ for user goal who as follows: \n\n"
-                         "Evidence in page: \nE1\n\nSummary: \nS1\n\n")
-    assert blocks[1].startswith("The useful information in https://b.example/ for user goal who as follows: \n\n")
-    assert FAIL_EVIDENCE in blocks[1] and FAIL_EVIDENCE in blocks[2]
-
-
-# -- the command, through real pipes ------------------------------------------------------
 
 def _events(proc: subprocess.CompletedProcess) -> list[dict]:
     return [json.loads(line) for line in proc.stdout.decode().splitlines()]

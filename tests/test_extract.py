@@ -59,7 +59,7 @@ ARTICLE_PAGE = f"""<!doctype html>
     <aside class="inline-links"><h4>Read more</h4><ul><li><a href="/news/budget">Council budget row deepens</a></li>
       <li><a href="/news/mayor">Mayor faces questions over travel</a></li></ul></aside>
     <div class="newsletter-signup"><p>Sign up for our newsletter to get the news every morning.</p></div>
-    <figure><img src="images/map.png" alt="Route map"><figcaption>The planned route crosses the river twice.</figcaption></figure>
+    <figure class="wp-caption"><img src="images/map.png" alt="Route map"><figcaption class="caption-text">The planned route crosses the river twice.</figcaption></figure>
     <p>{LOREM}Read the <a href="/docs/report.pdf">full report</a> or <a href="javascript:void(0)">print</a>
        or <a href="mailto:news@example.com">email us</a> or jump to <a href="#top">the top</a>.</p>
     <h2>What happens next</h2>
@@ -134,6 +134,19 @@ def test_article_title_and_meta(article: Extracted) -> None:
     d = article.to_dict()
     assert set(d) == {"title", "text", "links", "images", "meta", "truncated", "challenge"}
     json.dumps(d)  # plain data
+
+
+def test_code_blocks_line_breaks_and_nested_lists() -> None:
+    page = f"""<html><body><article><p>{LOREM}</p>
+      <pre>def f(x):\n    return x<br>print(f(1))</pre>
+      <p>First line<br>Second line</p>
+      <ul><li>outer<ul><li>inner one</li><li>inner two</li></ul></li><li><p>wrapped item</p></li></ul>
+      <table><tr><td>two<br>words</td><td>x</td></tr></table><p>{LOREM}</p></article></body></html>"""
+    text = extract(page).text
+    assert "```\ndef f(x):\n    return x\nprint(f(1))\n```" in text
+    assert "First line\n\nSecond line" in text
+    assert "- outer\n  - inner one\n  - inner two\n- wrapped item" in text
+    assert "| two words | x |" in text
 
 
 def test_time_datetime_and_base_href() -> None:
@@ -221,6 +234,18 @@ def test_cloudflare_challenge() -> None:
 
 def test_consent_wall() -> None:
     assert extract(CONSENT).challenge == "consent-wall"
+
+
+def test_short_article_with_cookie_banner_is_content() -> None:
+    page = f"""<html><head><title>Bridge reopens</title></head><body>
+    <div class="cookie-banner" role="dialog"><p>We value your privacy. Accept all cookies?</p><button>Accept all</button></div>
+    <article><p>{LOREM}</p><p>The bridge reopened on Monday after repairs that took two months longer than planned.</p>
+    <p>{LOREM}</p></article>
+    </body></html>"""
+    out = extract(page)
+    assert out.challenge is None
+    assert "The bridge reopened on Monday" in out.text
+    assert "privacy" not in out.text
 
 
 def test_captcha_form() -> None:

@@ -287,6 +287,8 @@ def test_image_marker_placement(make) -> None:
         s.append(Turn("user", "<__media__><__media__>", [image("red")]))
     with pytest.raises(ModelError, match="cannot decode"):
         s.append(Turn("user", "x", [ImageInput("bad", data=b"not an image")]))
+    with pytest.raises(ModelError, match="cannot read"):
+        s.append(Turn("user", "x", [ImageInput("gone", path=Path("/nonexistent/x.png"))]))
     assert s.n_tokens == 0
 
 

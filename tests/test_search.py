@@ -22,7 +22,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tests.web.server import Request, Response, WebServer  # noqa: E402
-from vdr_cli.tools.search import Hit, format_results_for_model, reverse_search, run_queries, search_many  # noqa: E402
+from vdr_cli.tools.search import Hit, reverse_search, run_queries, search_many  # noqa: E402
 from vdr_cli.tools.search.duckduckgo import parse_results, unwrap  # noqa: E402
 from vdr_cli.trace.schema import validate_event  # noqa: E402
 
@@ -419,24 +419,6 @@ def test_cache_keeps_successes_only_and_keys_images_by_sha256(env, web, monkeypa
     uploads = len(requests_to(web, "/serpapi/image"))
     asyncio.run(reverse_search(str(photo), provider="serpapi", cache=cache))
     assert len(requests_to(web, "/serpapi/image")) == uploads  # cached: no second upload
-
-
-def test_format_results_for_model_matches_the_reference():
-    hits = [
-        Hit("q", 1, "Eiffel Tower", "https://e.org/a", "A tower.", "serper", date="Mar 31, 2025"),
-        Hit("q", 2, "Second", "https://e.org/b", "", "serper", source="Example"),
-    ]
-    assert format_results_for_model("q", hits) == (
-        "A Google search for 'q' found 2 results:\n\n## Web Results\n"
-        "1. [Eiffel Tower](https://e.org/a)\nDate published: Mar 31, 2025\n\nA tower.\n\n"
-        "2. [Second](https://e.org/b)\nSource: Example\n"
-    )
-    assert format_results_for_model("zz", []) == "No results found for 'zz'. Try with a more general query."
-    many = [Hit("q", i, f"t{i}", f"https://e.org/{i}", "s", "x") for i in range(1, 15)]
-    assert "found 10 results" in format_results_for_model("q", many)
-
-
-# --- the command ------------------------------------------------------------------------------
 
 
 def test_cli_partial_failure_exit_3(vdr, web):

@@ -26,23 +26,48 @@ answer ::= "<answer>" [^<]{1,400} "</answer>"
 _TOOLS = {
     "search": r'''search ::= "{\"name\": \"search\", \"arguments\": {\"query\": [" str ("," ws str){0,4} "]}}"''',
     "visit": r'''visit ::= "{\"name\": \"visit\", \"arguments\": {\"url\": [" url ("," ws url){0,4} "], \"goal\": " str "}}"''',
-    "crop_and_search": r'''crop_and_search ::= "{\"name\": \"crop_and_search\", \"arguments\": {\"image_id\": \"image_" [1-9] "\", \"bbox\": [" box ("," ws box){0,3} "], \"goal\": " str "}}"''',
+    "crop_and_search": r'''crop-and-search ::= "{\"name\": \"crop_and_search\", \"arguments\": {\"image_id\": \"image_" [1-9] "\", \"bbox\": [" box ("," ws box){0,3} "], \"goal\": " str "}}"''',
     "zoom": r'''zoom ::= "{\"name\": \"zoom\", \"arguments\": {\"image_id\": \"image_" [1-9] "\", \"bbox\": [" box ("," ws box){0,3} "]}}"''',
 }
 
 
-def turn_grammar(tools: Sequence[str], allow_answer: bool = True) -> str:
-    """GBNF for a turn that may call any of `tools` (or answer)."""
-    names = [t for t in tools if t in _TOOLS]
+def _literal(text: str) -> str:
+    """A GBNF string literal for `text` (a JSON string, quotes included)."""
+    import json
+
+    inner = json.dumps(text, ensure_ascii=False)  # "..." with JSON escapes
+    return '"' + inner.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def turn_grammar(tools: Sequence[str], allow_answer: bool = True, urls: Sequence[str] = (),
+                 image_ids: Sequence[str] = ()) -> str:
+    """GBNF for a turn that may call any of `tools` (or answer).
+
+    `urls`: when given, `visit` may only name these (URLs earlier results
+    returned: a small model cannot invent hosts); without any, `visit` is
+    left out.  `image_ids`: the session's images, the only ones
+    crop_and_search and zoom may name.
+    """
+    names = [t for t in tools if t in _TOOLS and (t != "visit" or urls) and (t not in ("crop_and_search", "zoom") or image_ids)]
     if not names and not allow_answer:
         raise ValueError("a turn grammar needs at least one tool or the answer")
     choices = []
     if names:
-        choices.append('"<tool_call>\\n" (' + " | ".join(names) + ') "\\n</tool_call>"')
+        # GBNF rule names allow letters, digits and '-', not '_'.
+        choices.append('"<tool_call>\\n" (' + " | ".join(n.replace("_", "-") for n in names) + ') "\\n</tool_call>"')
     if allow_answer:
         choices.append("answer")
     rules = [f"root ::= think ({' | '.join(choices)})", _COMMON.strip()]
-    rules += [_TOOLS[name] for name in names]
+    for name in names:
+        rule = _TOOLS[name]
+        if name in ("crop_and_search", "zoom"):
+            ids = " | ".join(_literal(i) for i in image_ids)
+            rule = rule.replace('\\"image_" [1-9] "\\"', '" imageid "') + f"\nimageid ::= {ids}"
+        rules.append(rule)
+    if "visit" in names:
+        rules = [r for r in rules if not r.startswith("url ::=")]
+        rules[1] = "\n".join(l for l in rules[1].splitlines() if not l.startswith("url ::="))
+        rules.append("url ::= " + " | ".join(_literal(u) for u in list(dict.fromkeys(urls))[:50]))
     return "\n".join(rules) + "\n"
 
 

@@ -30,7 +30,9 @@ class LoopConfig:
     max_steps: int = 50  # model calls, as the reference's MAX_LLM_CALL_PER_RUN
     max_seconds: float | None = None
     sampling: SamplingParams = field(default_factory=SamplingParams)
-    grammar: str | None = None
+    constrain: bool = False  # grammar-constrained turns (see grammar.py)
+    tools: tuple[str, ...] = ()
+    image_ids: tuple[str, ...] = ()
     answer_reserve: int = 1024  # context tokens kept free for the final answer
     on_token: Callable[[str], None] | None = None
 
@@ -60,6 +62,7 @@ class ResearchLoop:
         self.completion_tokens = 0
         self.repeats = 0
         self.final_requested: str | None = None
+        self.known_urls: list[str] = []  # URLs results returned: what a constrained visit may name
         self.t0 = time.perf_counter()
 
     # --- one session -----------------------------------------------------------
@@ -123,7 +126,7 @@ class ResearchLoop:
         room = self.model.n_ctx - self.model.n_tokens - 8
         if room < params.max_tokens:
             params = _with_max_tokens(params, max(16, room))
-        result = self.model.generate(params, stop=STOPS, grammar=self.config.grammar, on_token=self.config.on_token)
+        result = self.model.generate(params, stop=STOPS, grammar=self._grammar(), on_token=self.config.on_token)
         raw = result.text
         if result.stop in ("</tool_call>", "</answer>") and not raw.endswith(result.stop):
             raw += result.stop
@@ -143,6 +146,21 @@ class ResearchLoop:
             raise ContextFullError("context window is full")
         return parsed, raw
 
+    def _grammar(self) -> str | None:
+        if not self.config.constrain:
+            return None
+        from vdr_cli.agent.grammar import answer_grammar, turn_grammar
+
+        if self.final_requested is not None:
+            return answer_grammar()
+        return turn_grammar(self.config.tools, urls=self.known_urls, image_ids=self.config.image_ids)
+
+    def _learn_urls(self, data: list[dict[str, Any]]) -> None:
+        for item in data:
+            url = item.get("url") if item.get("type") in ("hit", "page") else None
+            if isinstance(url, str) and url.startswith(("http://", "https://")) and url not in self.known_urls:
+                self.known_urls.append(url)
+
     def _run_tool(self, parsed: ParsedTurn) -> str | None:
         call_id = f"c{self.step_n}"
         tool = parsed.tool or ""
@@ -160,6 +178,7 @@ class ResearchLoop:
         self.tool_ms += ms
         self.emit(event("result", id=call_id, tool=tool, ok=outcome.ok, content=outcome.content, data=outcome.data,
                         error=outcome.error, ms=round(ms, 1), cached=outcome.cached))
+        self._learn_urls(outcome.data)
         self._append_tool_response(outcome)
         return None
 

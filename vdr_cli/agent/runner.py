@@ -143,8 +143,9 @@ def build_toolbox(req: AskRequest, conf: dict[str, Any], images: list, model: An
     return WebToolbox(images, ts, summarise=summarise, zoom="zoom" in tools)
 
 
-def loop_config(req: AskRequest, model_name: str, tools: list[str], on_token: Callable[[str], None] | None):
-    from vdr_cli.agent.grammar import turn_grammar, wants_grammar
+def loop_config(req: AskRequest, model_name: str, tools: list[str], on_token: Callable[[str], None] | None,
+                image_ids: list[str] = ()):
+    from vdr_cli.agent.grammar import wants_grammar
     from vdr_cli.agent.loop import LoopConfig
     from vdr_cli.models.base import SamplingParams
 
@@ -154,9 +155,9 @@ def loop_config(req: AskRequest, model_name: str, tools: list[str], on_token: Ca
         raise UsageError(f"--summaries {req.summaries!r}", hint="use model or extractive")
     if req.max_steps < 1:
         raise UsageError("--max-steps must be at least 1")
-    grammar = turn_grammar(tools) if wants_grammar(req.grammar, model_name) else None
     sampling = SamplingParams(temperature=req.temperature, top_p=req.top_p, seed=req.seed, max_tokens=req.max_tokens)
-    return LoopConfig(max_steps=req.max_steps, max_seconds=req.max_time, sampling=sampling, grammar=grammar,
+    return LoopConfig(max_steps=req.max_steps, max_seconds=req.max_time, sampling=sampling,
+                      constrain=wants_grammar(req.grammar, model_name), tools=tuple(tools), image_ids=tuple(image_ids),
                       answer_reserve=min(1024, req.max_tokens), on_token=on_token)
 
 
@@ -204,7 +205,8 @@ def _fresh(req: AskRequest, image_args: list[str], question: str, quiet: bool = 
         if not quiet:
             say("ask", "info", f"trace: {sinks.path}")
         try:
-            config = loop_config(req, spec.name or model.info.name, tools, live.on_token if live else None)
+            config = loop_config(req, spec.name or model.info.name, tools, live.on_token if live else None,
+                                 [img.id for img in images])
             toolbox = build_toolbox(req, conf, images, model, tools)
             outcome = run_session(session, model, toolbox, sinks, config)
         finally:
@@ -267,7 +269,8 @@ def _resume(req: AskRequest) -> int:
         sinks = Sinks(out, as_json, live, keep=keep)
         say("ask", "info", f"resuming {len(recorded.steps)} recorded steps; trace: {sinks.path}")
         try:
-            config = loop_config(req, spec.name or model.info.name, tools, live.on_token if live else None)
+            config = loop_config(req, spec.name or model.info.name, tools, live.on_token if live else None,
+                                 [img.id for img in spec_header.images])
             toolbox = build_toolbox(req, conf, spec_header.images, model, tools)
             outcome = resume_session(recorded, model, toolbox, sinks, config)
         finally:

@@ -148,6 +148,7 @@ def resume_session(recorded: Recorded, model: ModelSession, toolbox: Toolbox, em
         model.append(Turn("assistant", step["raw"]))
         loop.step_n = int(step["n"])
         if result is not None:
+            loop._learn_urls(result.get("data") or [])
             loop.calls += 1
             loop.tool_counts[result["tool"]] = loop.tool_counts.get(result["tool"], 0) + 1
             model.append(Turn("user", prompt.tool_response(result["content"])))

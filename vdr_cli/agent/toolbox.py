@@ -94,7 +94,8 @@ class WebToolbox:
     # --- search ----------------------------------------------------------------
 
     async def search(self, args: dict[str, Any]) -> ToolOutcome:
-        from vdr_cli.tools.search.run import format_many_for_model, run_queries
+        from vdr_cli.agent.prompt import format_search, search_error
+        from vdr_cli.tools.search.run import run_queries
 
         queries = _strings(args.get("query"))
         if not queries:
@@ -103,15 +104,15 @@ class WebToolbox:
         results = await run_queries(queries, provider=self.settings.search_provider, n=self.settings.results,
                                     cache=None if self.settings.use_cache else False)
         data = [ev for r in results for ev in r.events()]
-        ok = any(r.ok for r in results)
+        shown = [(r.where, [h.to_event() for h in r.hits] if r.ok else search_error(r.where, r.error)) for r in results]
         errors = [str(r.error) for r in results if not r.ok]
-        return ToolOutcome(format_many_for_model(results), ok=ok, data=data, error="; ".join(errors) or None,
+        return ToolOutcome(format_search(shown), ok=any(r.ok for r in results), data=data, error="; ".join(errors) or None,
                            cached=all(getattr(r, "cached", False) for r in results))
 
     # --- visit -----------------------------------------------------------------
 
     async def visit(self, args: dict[str, Any]) -> ToolOutcome:
-        from vdr_cli.tools.browse import browse, format_for_model
+        from vdr_cli.agent.prompt import format_visit
 
         urls = _strings(args.get("url"))[: self.settings.max_urls]
         goal = str(args.get("goal") or "").strip()
@@ -120,7 +121,7 @@ class WebToolbox:
                                ok=False, error="no url")
         pages = await self._browse(urls, goal)
         ok = any(p.get("type") == "page" and not p.get("challenge") for p in pages)
-        return ToolOutcome(format_for_model(pages, goal), ok=ok, data=pages,
+        return ToolOutcome(format_visit([as_visit_page(p) for p in pages], goal), ok=ok, data=pages,
                            error=None if ok else "no page could be read")
 
     async def _browse(self, urls: list[str], goal: str) -> list[dict[str, Any]]:
@@ -202,7 +203,7 @@ class WebToolbox:
         urls = [h.url for h in hits if h.url][: self.settings.hits_to_read]
         if urls:
             pages = await self._browse(urls, goal)
-            region["pages"] = pages
+            region["pages"] = [{**as_visit_page(p), "final_url": p.get("final_url")} for p in pages]
             region["events"].extend(pages)
         return region
 
@@ -214,9 +215,25 @@ class WebToolbox:
         if not boxes:
             return ToolOutcome("[zoom] Invalid request format: 'bbox' must be a list of [x1, y1, x2, y2]", ok=False, error="no bbox")
         crops = [await asyncio.to_thread(self._crop, image, box) for box in boxes]
-        text = "\n".join(f"Zoomed region {i + 1} of {image.id} at {c['box_1000']}: {c['width']}x{c['height']} pixels"
-                         for i, c in enumerate(crops))
-        return ToolOutcome(text, data=crops, images=[Path(c["path"]) for c in crops])
+        from vdr_cli.agent.prompt import format_zoom
+
+        return ToolOutcome(format_zoom(image.id, crops), data=crops, images=[Path(c["path"]) for c in crops])
+
+
+def as_visit_page(ev: dict[str, Any]) -> dict[str, Any]:
+    """A browse event as `prompt.format_visit` reads it: summary and evidence, or an error.
+
+    A challenge page is reported as unreadable, never summarised as content.
+    """
+    if ev.get("type") == "error":
+        return {"url": ev.get("where") or ev.get("url") or "", "error": ev.get("message") or "unreadable"}
+    if ev.get("challenge"):
+        return {"url": ev.get("url", ""), "error": f"the site answered with an anti-bot page ({ev['challenge']}), not content"}
+    summary = ev.get("summary")
+    if isinstance(summary, dict):
+        summary = summary.get("summary")
+    evidence = ev.get("evidence") or summary  # extractive summaries are evidence themselves
+    return {"url": ev.get("url", ""), "evidence": evidence or "", "summary": summary or "", "text": ev.get("text") or ""}
 
 
 def _boxes(value: Any) -> list[list[float]]:

@@ -185,6 +185,9 @@ class LlamaSession:
     def generate(self, params: SamplingParams, stop: Sequence[str] = (),
                  grammar: str | None = None, on_token: TokenCallback | None = None,
                  cancel: threading.Event | None = None) -> GenerationResult:
+        """Generate the assistant turn. Tokens after a stop string stay in the context
+        (the model produced them); the returned text ends before the stop string
+        (at its end with ``include_stop``)."""
         with self._lock:
             t0 = time.perf_counter()
             seq = self._main

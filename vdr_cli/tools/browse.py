@@ -273,10 +273,3 @@ def _phrase(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return ""
-
-
-def format_for_model(events: Sequence[Event], goal: str | None) -> str:
-    """The text the agent model reads after a `visit` call (see `summary_format`)."""
-    from vdr_cli.tools.summary_format import format_for_model as fmt
-
-    return fmt(events, goal)

@@ -38,6 +38,10 @@ __all__ = ["Extracted", "extract", "detect_challenge"]
 
 @dataclass
 class Extracted:
+    """What `extract` finds in a page. `text` is the main content as light Markdown; `links`
+    ({"url", "text"}) and `images` ({"src", "alt"}) come from the main content, with absolute
+    addresses; `challenge` labels an anti-bot or consent page ("cloudflare", "captcha", ...)."""
+
     title: str = ""
     text: str = ""
     links: list[dict[str, str]] = field(default_factory=list)
@@ -271,6 +275,8 @@ def extract(html: str | bytes, url: str | None = None, max_chars: int | None = N
     if visible is not None and len(out.text.split()) < 250:
         raw = html if isinstance(html, str) else html.decode("utf-8", errors="replace")
         out.challenge = detect_challenge(raw, text=" ".join(visible.split()))
+        if out.challenge == "consent-wall" and len(out.text.split()) >= 50 and detect_challenge(out.text) is None:
+            out.challenge = None  # a short article with a cookie banner beside it
     if max_chars is not None and len(out.text) > max_chars:
         out.text = _truncate(out.text, max_chars)
         out.truncated = True

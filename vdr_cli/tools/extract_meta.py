@@ -1,6 +1,7 @@
 """Page-level helpers for extraction: byte decoding, metadata, anti-bot page detection.
 
-Kept apart from the main-content scorer in `extract.py` so each stays small.
+Kept apart from the main-content code (`extract.py`, `extract_score.py`, `extract_render.py`)
+so each module stays small.
 """
 
 from __future__ import annotations

@@ -45,6 +45,8 @@ def _squash(text: str | None) -> str:
 
 
 def _table_text(table: LexborNode) -> str:
+    for br in table.css("br"):
+        br.replace_with(" ")  # a line break in a cell still separates words
     rows = []
     for row in table.css("tr"):
         cells = [_squash(c.text()).replace("|", "\\|") for c in row.css("th, td")]
@@ -95,7 +97,7 @@ def render(nodes: list[LexborNode], base: str | None, skip: Callable[[LexborNode
         for el in node.css(query):  # document order: a skipped block goes before its links
             if el.parent is None:
                 continue  # inside a block skipped just before
-            if skip is not None and skip(el):
+            if skip is not None and el.mem_id != node.mem_id and skip(el):
                 el.decompose()
                 continue
             tag = el.tag
@@ -117,12 +119,15 @@ def _mark(node: LexborNode) -> None:
     for el in node.css("table, pre, br, " + _BLOCKS):  # one C pass, dispatch here
         tag = el.tag
         if tag == "br":
-            el.replace_with(_BREAK)
+            if el.parent is not None:  # not inside a table or code block replaced above
+                el.replace_with(_BREAK)
         elif tag == "table":
             if el.parent is not None and el.mem_id != me and is_data_table(el):
                 el.replace_with(_table_text(el))
         elif tag == "pre":
             if el.parent is not None and el.mem_id != me:
+                for br in el.css("br"):
+                    br.replace_with("\n")
                 code = (el.text() or "").strip("\n")
                 code = code.replace("\t", "    ").replace(" ", _SPACE).replace("\n", _NEWLINE)
                 el.replace_with(_BREAK + "```" + _NEWLINE + code + _NEWLINE + "```" + _BREAK)
@@ -154,6 +159,7 @@ def _join(text: str) -> str:
             continue  # an empty heading
         if carry and not bare.startswith(("- ", "> ")):
             chunk = carry + chunk
+            bare = chunk.replace(_INDENT, "")
         carry = ""
         item = bare.startswith("- ")
         # List items stay on consecutive lines; other blocks get a blank line between.

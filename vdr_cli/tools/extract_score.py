@@ -29,7 +29,7 @@ _POSITIVE = re.compile(r"article|body|content|entry|hentry|h-entry|main|page|pos
 _NEGATIVE = re.compile(
     r"-ad-|hidden|^hid$| hid$| hid |^hid |banner|combx|comment|com-|contact|footer|gdpr|masthead|media|meta|"
     r"outbrain|promo|related|scroll|share|shoutbox|sidebar|skyscraper|sponsor|shopping|tags|widget|newsletter|"
-    r"subscribe|recommend|social|byline|author|caption|credit",
+    r"subscribe|recommend|social|byline|author|credit",
     re.I,
 )
 # Readability's starting score of a candidate container, by tag.

@@ -5,8 +5,7 @@ The summariser is asked for JSON with exactly `rational` (the reference's spelli
 single quotes or a <think> block; `parse_summary` takes all of that, and when nothing
 parses it falls back as the reference does: evidence = summary = the raw text.
 
-`format_for_model` writes what the agent model was trained to read after a `visit` call,
-byte for byte (trailing spaces included), one block per URL, blocks joined by "=======".
+What the agent model reads after a `visit` call is written by `vdr_cli.agent.prompt`.
 """
 
 from __future__ import annotations
@@ -18,14 +17,6 @@ from collections.abc import Iterable
 from typing import Any
 
 KEYS = ("rational", "evidence", "summary")
-TEMPLATE = (
-    "The useful information in {url} for user goal {goal} as follows: \n\n"
-    "Evidence in page: \n{evidence}\n\n"
-    "Summary: \n{summary}\n\n"
-)
-FAIL_EVIDENCE = "The provided webpage content could not be accessed. Please check the URL or file format."
-FAIL_SUMMARY = "The webpage content could not be processed, and therefore, no information is available."
-SEPARATOR = "\n=======\n"
 
 _THINK = re.compile(r"<think>.*?(?:</think>|$)", re.S | re.I)
 _FENCE = re.compile(r"```(?:json|JSON|javascript)?\s*(.*?)```", re.S)
@@ -117,20 +108,3 @@ def _as_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else str(value)
 
 
-def format_one(url: str, goal: str, evidence: str | None, summary: str | None) -> str:
-    """One URL's block; missing evidence/summary gives the reference's failure text."""
-    if not (evidence or summary):
-        evidence, summary = FAIL_EVIDENCE, FAIL_SUMMARY
-    return TEMPLATE.format(url=url, goal=goal, evidence=evidence or summary, summary=summary or evidence)
-
-
-def format_for_model(events: Iterable[dict[str, Any]], goal: str | None) -> str:
-    """The tool response for a `visit` call from browse's page/error events, in order."""
-    blocks = []
-    for ev in events:
-        url = str(ev.get("url") or ev.get("where") or "")
-        if ev.get("type") != "page" or ev.get("challenge") or ev.get("summary") is None:
-            blocks.append(format_one(url, goal or "", None, None))
-            continue
-        blocks.append(format_one(url, goal or "", ev.get("evidence") or None, _as_text(ev.get("summary")) or None))
-    return SEPARATOR.join(blocks)

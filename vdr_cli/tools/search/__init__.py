@@ -2,8 +2,8 @@
 
 Providers live one per module and register by name in `base.PROVIDERS`;
 `run` runs many queries concurrently with per-query error isolation, dedupe,
-`-n` and caching.  The agent calls `search_many` / `reverse_search` and shows
-the model `format_results_for_model`.
+`-n` and caching.  The agent calls `run_queries` / `reverse_search`; what the
+model reads is written by `vdr_cli.agent.prompt`.
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ from vdr_cli.tools.search.base import (
 from vdr_cli.tools.search.run import (
     QueryResult,
     Searcher,
-    format_many_for_model,
-    format_results_for_model,
     reverse_search,
     run_queries,
     search_many,
@@ -34,6 +32,5 @@ from vdr_cli.tools.search.run import (
 
 __all__ = [
     "AuthFailed", "BadResponse", "Blocked", "Hit", "ImageInput", "MissingKey", "NotSupported", "PROVIDERS",
-    "Provider", "ProviderError", "QueryResult", "RateLimitedError", "Searcher", "format_many_for_model",
-    "format_results_for_model", "get_provider", "reverse_search", "run_queries", "search_many",
+    "Provider", "ProviderError", "QueryResult", "RateLimitedError", "Searcher", "get_provider", "reverse_search", "run_queries", "search_many",
 ]

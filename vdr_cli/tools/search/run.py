@@ -23,7 +23,6 @@ from vdr_cli.trace.events import Event, error_event
 
 CACHE_NAMESPACE = "search"  # + ":provider", as vdr_cli.cache suggests
 CACHE_VERSION = 1  # bump when the stored hit shape changes
-MODEL_TOP = 10  # the reference shows the model the top 10 hits per query
 
 
 @dataclass
@@ -267,33 +266,3 @@ async def reverse_search(image: str | bytes | ImageInput, *, provider: str | Non
         return flatten([QueryResult(str(image) if isinstance(image, str) else "<bytes>", name, [], exc)])
     async with Searcher(client=client, cache=cache, get=get) as searcher:
         return flatten([await searcher.image(img, provider=name, n=count, description=description)])
-
-
-# --- what the model is shown -------------------------------------------------
-
-
-def format_results_for_model(query: str, hits: Sequence[Hit]) -> str:
-    """The reference's `search` tool text for one query: top 10, `1. [title](link)`, date, source, snippet."""
-    hits = list(hits)[:MODEL_TOP]
-    if not hits:
-        return f"No results found for '{query}'. Try with a more general query."
-    snippets = []
-    for idx, hit in enumerate(hits, start=1):
-        date = f"\nDate published: {hit.date}" if hit.date else ""
-        source = f"\nSource: {hit.source}" if hit.source else ""
-        snippet = f"\n{hit.snippet}" if hit.snippet else ""
-        text = f"{idx}. [{hit.title}]({hit.url}){date}{source}\n{snippet}"
-        snippets.append(text.replace("Your browser can't play this video.", ""))
-    return f"A Google search for '{query}' found {len(snippets)} results:\n\n## Web Results\n" + "\n\n".join(snippets)
-
-
-def format_many_for_model(results: Sequence[QueryResult]) -> str:
-    """Several queries' texts, separated as the reference does (a line of `=======`)."""
-    parts = []
-    for result in results:
-        if result.ok:
-            parts.append(format_results_for_model(result.where, result.hits))
-        else:
-            # Same wording as an empty result (what the model was trained on), plus why.
-            parts.append(f"No results found for '{result.where}'. Try with a more general query. ({result.error})")
-    return "\n=======\n".join(parts)
