@@ -149,11 +149,12 @@ class ResearchLoop:
     def _grammar(self) -> str | None:
         if not self.config.constrain:
             return None
-        from vdr_cli.agent.grammar import answer_grammar, turn_grammar
+        from vdr_cli.agent.grammar import answer_grammar, think_chars, turn_grammar
 
+        room = think_chars(self.config.sampling.max_tokens)
         if self.final_requested is not None:
-            return answer_grammar()
-        return turn_grammar(self.config.tools, urls=self.known_urls, image_ids=self.config.image_ids)
+            return answer_grammar(room)
+        return turn_grammar(self.config.tools, urls=self.known_urls, image_ids=self.config.image_ids, max_think=room)
 
     def _learn_urls(self, data: list[dict[str, Any]]) -> None:
         for item in data:

@@ -162,32 +162,37 @@ def resume_session(recorded: Recorded, model: ModelSession, toolbox: Toolbox, em
 
 
 def kept_events(events: Iterable[Event], upto_step: int | None) -> list[Event]:
-    """The prefix of a trace that a resume or fork keeps (no end/answer, no dangling call)."""
-    recorded_steps: set[int] = set()
+    """The prefix of a trace that a resume or fork keeps.
+
+    Steps are kept in order up to `upto_step` and up to the first step whose
+    call never got its result (that step is generated again); `answer` and
+    `end` events go (the session continues).
+    """
+    evs = list(events)
+    answered = {str(e.get("id")) for e in evs if e.get("type") == "result"}
+    call_of_step = {int(e.get("step", 0)): str(e.get("id")) for e in evs if e.get("type") == "call"}
+    call_step = {cid: n for n, cid in call_of_step.items()}
+    keep: set[int] = set()
+    for e in evs:
+        if e.get("type") != "step":
+            continue
+        n = int(e.get("n", 0))
+        if upto_step is not None and n > upto_step:
+            break
+        cid = call_of_step.get(n)
+        if cid is not None and cid not in answered:
+            break
+        keep.add(n)
     out = []
-    call_step: dict[str, int] = {}
-    for ev in events:
-        kind = ev.get("type")
+    for e in evs:
+        kind = e.get("type")
         if kind in ("end", "answer"):
             continue
-        if kind == "step":
-            n = int(ev.get("n", 0))
-            if upto_step is not None and n > upto_step:
-                break
-            recorded_steps.add(n)
-        if kind == "call":
-            call_step[str(ev.get("id"))] = int(ev.get("step", 0))
-        if kind == "result" and call_step.get(str(ev.get("id"))) not in recorded_steps:
+        if kind == "step" and int(e.get("n", 0)) not in keep:
             continue
-        out.append(ev)
-    # Drop a trailing call that never got its result.
-    answered = {str(e.get("id")) for e in out if e.get("type") == "result"}
-    while out and out[-1].get("type") in ("call", "step") and (
-        out[-1].get("type") == "step" and _has_dangling_call(out[-1], out, answered) or
-        out[-1].get("type") == "call" and str(out[-1].get("id")) not in answered):
-        out.pop()
+        if kind == "call" and int(e.get("step", 0)) not in keep:
+            continue
+        if kind == "result" and call_step.get(str(e.get("id"))) not in keep:
+            continue
+        out.append(e)
     return out
-
-
-def _has_dangling_call(step: Event, events: list[Event], answered: set[str]) -> bool:
-    return any(e.get("type") == "call" and e.get("step") == step.get("n") and str(e.get("id")) not in answered for e in events)

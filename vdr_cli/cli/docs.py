@@ -63,7 +63,12 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
     "cache clear": [("vdr cache clear", "remove everything")],
     "replay": [
         ("vdr replay trace.jsonl", "a readable timeline"),
-        ("vdr replay trace.jsonl --check", "validate a trace"),
+        ("vdr replay --last --full", "the newest session in the data folder, nothing shortened"),
+        ("vdr replay trace.jsonl --check", "validate a trace: problems as FILE:LINE: message"),
+        ("vdr replay trace.jsonl --html report.html", "one self-contained page to share"),
+        ("cat trace.jsonl | vdr replay - --json | jq -c 'select(.type==\"result\") | {tool, ms}'", "the events, for jq"),
+        ("vdr replay --list", "sessions in the data folder: date, steps, ending, question"),
+        ("vdr replay --from reference episodes.jsonl -o traces/", "import the reference system's saved episodes"),
     ],
     "model": [
         ("vdr model list", "registered models, and the ones pull knows"),

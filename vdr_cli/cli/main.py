@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 
 from vdr_cli import __version__
-from vdr_cli.cli import ask, browse, cache_cmd, completion, config_cmd, crop, model_cmd, pending, search
+from vdr_cli.cli import ask, browse, cache_cmd, completion, config_cmd, crop, model_cmd, pending, replay, search
 from vdr_cli.cli.docs import epilog
 
 HELP = """\
@@ -55,6 +55,7 @@ def make_app() -> typer.Typer:
     crop.register(app)
     search.register(app)
     browse.register(app)
+    replay.register(app)
     pending.register_rest(app)
     model_cmd.register(app)
     config_cmd.register(app)

