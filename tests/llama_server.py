@@ -67,7 +67,9 @@ def _config(port: int, model: Path) -> dict:
     if LLAVA_MMPROJ.exists():
         models.append({**common, "model_alias": "smollm2-llava", "chat_format": "llava-1-5",
                        "clip_model_path": str(LLAVA_MMPROJ)})
-    return {"host": "127.0.0.1", "port": port, "models": models}
+    # interrupt_requests (default on) makes a new request cut off the one being
+    # streamed: concurrent sessions would all get empty turns.
+    return {"host": "127.0.0.1", "port": port, "interrupt_requests": False, "models": models}
 
 
 def start_server(workdir: Path, timeout: float = 60.0) -> Iterator[LlamaServer]:

@@ -288,3 +288,47 @@ def test_text_only_model_with_an_image_is_a_clear_error(site):
     web, tmp, env = site
     r = ask(env, str(tmp / "photo.png"), "what is it?", "--model", str(smollm2()), "--ctx", "2048")
     assert r.returncode == 1 and "has no vision projector" in r.stderr.decode() and "Traceback" not in r.stderr.decode()
+
+
+# --- replay --rerun and --from-step ------------------------------------------------
+
+def recorded_session(site) -> Path:
+    web, tmp, env = site
+    turns = [call("search", {"query": ["Eiffel"]}), call("visit", {"url": [web.url("/article/gustave-eiffel")], "goal": "who"}), ANSWER]
+    trace = tmp / "orig.jsonl"
+    r = ask(env, "who built the tower?", "--model", f"scripted:{script(tmp, turns)}", "-o", str(trace))
+    assert r.returncode == 0, r.stderr.decode()
+    return trace
+
+
+def test_rerun_reproduces_results_from_cache_and_sees_changes(site):
+    web, tmp, env = site
+    trace = recorded_session(site)
+    searches = web.count("/searxng/search")
+    r = run_vdr("replay", str(trace), "--rerun", env=env)
+    rows = [json.loads(l) for l in r.stdout.decode().splitlines()]
+    assert r.returncode == 0, r.stderr.decode()
+    assert [(x["tool"], x["changed"]) for x in rows[:2]] == [("search", False), ("visit", False)]
+    assert rows[0]["cached"] is True and web.count("/searxng/search") == searches  # served from the cache
+    assert rows[-1]["type"] == "rerun_summary" and rows[-1]["changed"] == 0
+    # live tools, and the web has changed since: the difference is reported
+    web.add_route("GET", "/searxng/search", lambda r: {"query": "q", "results": [
+        {"url": web.url("/article/other"), "title": "Something else", "content": "new", "engine": "x"}]})
+    rows = [json.loads(l) for l in run_vdr("replay", str(trace), "--rerun", "--no-cache", env=env).stdout.decode().splitlines()]
+    assert rows[0]["changed"] is True and rows[0]["cached"] is False and rows[-1]["changed"] >= 1
+
+
+def test_fork_from_a_middle_step_records_its_parent(site):
+    web, tmp, env = site
+    trace = recorded_session(site)
+    rest = script(tmp, ["<think>other view</think>\n<answer>Maurice Koechlin</answer>"], "rest.jsonl")
+    fork = tmp / "fork.jsonl"
+    r = run_vdr("replay", str(trace), "--from-step", "1", "--model", f"scripted:{rest}", "-o", str(fork), env=env)
+    assert r.returncode == 0, r.stderr.decode()
+    evs = events(fork)
+    assert evs[0]["parent"]["step"] == 1 and evs[0]["parent"]["trace"] == str(trace) and evs[0]["id"] != events(trace)[0]["id"]
+    assert [e["n"] for e in evs if e["type"] == "step"] == [1, 2]
+    assert evs[-2] == {"type": "answer", "text": "Maurice Koechlin", "step": 2}
+    assert run_vdr("replay", str(fork), "--check").returncode == 0
+    assert run_vdr("replay", str(trace), "--from-step", "9", "--model", f"scripted:{rest}", "-o", str(tmp / "x.jsonl"),
+                   env=env).returncode == 2

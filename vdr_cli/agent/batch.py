@@ -1,7 +1,8 @@
 """`vdr ask --batch FILE`: one session per JSONL line, N at a time.
 
 Each item gets its own trace in the output folder, named by its id; a
-re-run skips items whose trace already ended with an answer.  Against an
+re-run skips items whose trace already ended with an answer.  `run_items`
+is the reusable part (`vdr eval` runs its benchmark items through it).  Against an
 HTTP model server sessions run in parallel threads; an in-process model
 runs them one at a time (one llama.cpp context per process is the memory
 budget of a local machine).
@@ -14,9 +15,9 @@ import hashlib
 import json
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from vdr_cli.errors import ExitStatus, InputError, UsageError, VdrError
 from vdr_cli.trace.events import Event, event
@@ -56,7 +57,7 @@ def trace_file(out_dir: Path, item_id: str) -> Path:
 
 
 def finished(path: Path) -> dict[str, Any] | None:
-    """The end and answer of a trace that ended with an answer, else None."""
+    """The end and answer of a finished trace that has an answer, else None."""
     if not path.exists():
         return None
     end, answer = None, None
@@ -69,7 +70,8 @@ def finished(path: Path) -> dict[str, Any] | None:
             end = ev
         elif ev.get("type") == "answer":
             answer = ev.get("text")
-    return {"end": end, "answer": answer} if end and end.get("reason") == "answer" else None
+    # Done: the session gave an answer (on its own, or when a budget asked for one).
+    return {"end": end, "answer": answer} if end and answer else None
 
 
 def fetch_image(spec: str, folder: Path) -> str:
@@ -96,11 +98,7 @@ def fetch_image(spec: str, folder: Path) -> str:
 
 
 def run_batch(req: Any) -> int:
-    from vdr_cli.agent.runner import AskRequest, run_ask, settings
-    from vdr_cli.cli.failures import say
     from vdr_cli.cli.output import stdout_writer
-    from vdr_cli.models.spec import parse_spec
-    from vdr_cli.paths import cache_dir
 
     if req.args:
         raise UsageError("--batch takes its questions from the file, not from arguments")
@@ -108,25 +106,58 @@ def run_batch(req: Any) -> int:
         raise UsageError("--batch needs -o DIR for the traces")
     if req.parallel < 1:
         raise UsageError("--parallel must be at least 1")
-    out_dir = req.output
-    out_dir.mkdir(parents=True, exist_ok=True)
     items = read_items(req.batch)
+    writer = stdout_writer()
+    progress = ProgressBar(len(items), "batch")
+    results: list[str] = []
+    answers: list[str | None] = []
+
+    def done(summary: Event) -> None:
+        writer.write(summary)
+        results.append(summary["reason"])
+        answers.append(summary.get("answer"))
+        progress.advance()
+
+    try:
+        run_items(items, req, req.output, done)
+    finally:
+        progress.close()
+    answered = sum(1 for a in answers if a)
+    if answered == len(results):
+        return ExitStatus.OK
+    return ExitStatus.PARTIAL if answered else ExitStatus.ERROR
+
+
+def run_items(items: list[dict[str, Any]], req: Any, out_dir: Path, on_done: Callable[[Event], None]) -> None:
+    """One session per item ({id, question, images}), its trace in `out_dir`, `req.parallel` at a time.
+
+    `on_done` gets each item's `end` summary in the calling thread, as items
+    finish; items whose trace already ended with an answer are not re-run.
+    One at a time, sessions run in the calling thread, so Ctrl-C reaches the
+    session (it writes its "interrupted" end) and then the caller.
+    """
+    from vdr_cli.agent.runner import run_ask, settings
+    from vdr_cli.cli.failures import say
+    from vdr_cli.models.spec import parse_spec
+    from vdr_cli.paths import cache_dir
+
+    if req.parallel < 1:
+        raise UsageError("--parallel must be at least 1")
+    out_dir.mkdir(parents=True, exist_ok=True)
     conf = settings(req)
     spec = parse_spec(req.model or conf["model"], mmproj=req.mmproj)
     parallel = req.parallel
     if spec.kind == "llama" and parallel > 1:
         say("ask", "warning", "an in-process model runs one session at a time; --parallel applies to openai: models")
         parallel = 1
-    writer = stdout_writer()
-    progress = _Progress(len(items))
-    results: list[str] = []
 
     def one(item: dict[str, Any]) -> Event:
         path = trace_file(out_dir, item["id"])
         t0 = time.perf_counter()
         done = finished(path)
         if done is not None:
-            return event("end", id=item["id"], reason="answer", answer=done["answer"], trace=str(path), skipped=True,
+            return event("end", id=item["id"], reason=(done["end"] or {}).get("reason", "answer"), answer=done["answer"],
+                         trace=str(path), skipped=True,
                          stats=(done["end"] or {}).get("stats", {}))
         try:
             images = [fetch_image(str(s), cache_dir() / "batch-images") for s in item["images"]]
@@ -134,23 +165,25 @@ def run_batch(req: Any) -> int:
                                       resume=None)
             status = run_ask(sub, quiet=True)
             done = finished(path)
-            reason = "answer" if done else _last_reason(path)
+            reason = _last_reason(path)
             return event("end", id=item["id"], reason=reason, answer=(done or {}).get("answer"), trace=str(path),
                          status=int(status), ms=round((time.perf_counter() - t0) * 1000, 1))
         except VdrError as exc:
             return event("end", id=item["id"], reason="error", answer=None, trace=str(path), error=exc.message,
                          ms=round((time.perf_counter() - t0) * 1000, 1))
 
-    with ThreadPoolExecutor(max_workers=parallel) as pool:
-        for summary in pool.map(one, items):
-            writer.write(summary)
-            results.append(summary["reason"])
-            progress.advance()
-    progress.close()
-    answered = sum(1 for r in results if r == "answer")
-    if answered == len(results):
-        return ExitStatus.OK
-    return ExitStatus.PARTIAL if answered else ExitStatus.ERROR
+    if parallel == 1:
+        for item in items:
+            on_done(one(item))
+        return
+    pool = ThreadPoolExecutor(max_workers=parallel)
+    try:
+        for future in as_completed([pool.submit(one, item) for item in items]):
+            on_done(future.result())
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C: start nothing new
+        raise
+    pool.shutdown()
 
 
 def _last_reason(path: Path) -> str:
@@ -165,10 +198,10 @@ def _last_reason(path: Path) -> str:
     return reason
 
 
-class _Progress:
+class ProgressBar:
     """A progress bar on stderr when it is a terminal."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, label: str) -> None:
         from vdr_cli.cli.output import stderr_is_terminal
 
         self.bar = None
@@ -179,7 +212,7 @@ class _Progress:
 
             self.bar = Progress(console=stderr_console())
             self.bar.start()
-            self.task = self.bar.add_task("batch", total=total)
+            self.task = self.bar.add_task(label, total=total)
 
     def advance(self) -> None:
         if self.bar is not None:

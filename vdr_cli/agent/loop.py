@@ -127,9 +127,7 @@ class ResearchLoop:
         if room < params.max_tokens:
             params = _with_max_tokens(params, max(16, room))
         result = self.model.generate(params, stop=STOPS, grammar=self._grammar(), on_token=self.config.on_token)
-        raw = result.text
-        if result.stop in ("</tool_call>", "</answer>") and not raw.endswith(result.stop):
-            raw += result.stop
+        raw = _close_tag(result.text, result.stop, result.finish_reason)
         self.model_ms += result.ms
         self.prompt_tokens += result.prompt_tokens
         self.completion_tokens += result.completion_tokens
@@ -222,6 +220,23 @@ class ResearchLoop:
             pass
         self.emit(event("end", reason=reason, stats=stats))
         return Outcome(reason=reason, answer=answer, steps=self.step_n, stats=stats)
+
+
+def _close_tag(text: str, stop: str | None, finish: str) -> str:
+    """Put back the closing tag that ended generation as a stop string.
+
+    Backends leave the stop string out; HTTP servers do not even say which one
+    matched, so a turn that stopped inside an open `<tool_call>` or `<answer>`
+    gets its closing tag back.
+    """
+    if stop in ("</tool_call>", "</answer>"):
+        return text if text.endswith(stop) else text + stop
+    if finish != "stop" or stop == "<tool_response>":
+        return text
+    for tag in ("tool_call", "answer"):
+        if text.rfind(f"<{tag}>") > text.rfind(f"</{tag}>"):
+            return text + f"</{tag}>"
+    return text
 
 
 def _with_max_tokens(params: SamplingParams, n: int) -> SamplingParams:

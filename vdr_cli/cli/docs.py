@@ -40,6 +40,17 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
         ("vdr ask photo.jpg 'who built this?'", "live view on a terminal, the answer on stdout"),
         ("vdr ask photo.jpg 'who built this?' --json | jq -c 'select(.type==\"call\")'", "the session's events"),
     ],
+    "eval": [
+        ("vdr eval bench.jsonl --model vdr-8b --judge openai:qwen3@http://gpu:8000/v1 -o runs/vdr-8b",
+         "run every item, judge with the reference prompt on a served model"),
+        ("vdr eval bench.parquet --model openai:vdr-8b@http://gpu:8000/v1 -P 8 --judge none -o runs/a",
+         "eight sessions at once; exact-match judging"),
+        ("vdr eval bench.jsonl -m vdr-8b -o runs/vdr-8b --group-by source",
+         "the same command again: resume; accuracy per source too"),
+        ("jq -r 'select(.correct|not) | .trace' runs/vdr-8b/results.jsonl | xargs -n1 vdr replay",
+         "read the sessions that got it wrong"),
+        ("jq .accuracy runs/vdr-8b/metrics.json", "the overall accuracy"),
+    ],
     "search": [
         ("vdr search 'Gustave Eiffel' 'Maurice Koechlin' -n 5 | jq -r .url", "several queries at once"),
         ("vdr search --images 'eiffel tower 1889' --provider searxng | jq -r .image_url", "images by text"),

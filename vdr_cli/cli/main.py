@@ -13,6 +13,7 @@ import typer
 
 from vdr_cli import __version__
 from vdr_cli.cli import ask, browse, cache_cmd, completion, config_cmd, crop, model_cmd, pending, replay, search
+from vdr_cli.cli import eval as eval_cmd  # not to shadow the builtin
 from vdr_cli.cli.docs import epilog
 
 HELP = """\
@@ -56,6 +57,7 @@ def make_app() -> typer.Typer:
     search.register(app)
     browse.register(app)
     replay.register(app)
+    eval_cmd.register(app)
     pending.register_rest(app)
     model_cmd.register(app)
     config_cmd.register(app)

@@ -64,8 +64,20 @@ def replay_command(
     width: Optional[int] = typer.Option(None, "--width", "-w", min=40, help="Text width (default: the terminal's, or 100).", show_default=False),
     full: bool = typer.Option(False, "--full", help="Do not shorten thoughts, arguments, hits or summaries."),
     from_format: Optional[str] = typer.Option(None, "--from", help="Import episodes in this format (reference) from TRACE.", show_default=False),
-    out_dir: Optional[Path] = typer.Option(None, "--output", "-o", help="With --from: folder for the converted traces.", show_default=False),
+    out_dir: Optional[Path] = typer.Option(None, "--output", "-o", help="With --from: folder for the converted traces; with --from-step: the fork's trace file.", show_default=False),
+    rerun: bool = typer.Option(False, "--rerun", help="Play the recorded model turns, run the tools again (cache first) and report which results changed."),
+    live_model: Optional[str] = typer.Option(None, "--live-model", help="With --rerun: run the whole session again on this model and compare the answers.", show_default=False),
+    from_step: Optional[int] = typer.Option(None, "--from-step", help="Fork: rebuild the context up to step N and continue live (--model) into -o FILE.", show_default=False),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model for --from-step (default: the trace's model spec, else config model.default).", show_default=False),
+    no_cache: bool = typer.Option(False, "--no-cache", help="With --rerun/--from-step: do not read or write the network cache."),
 ) -> int:
+    if rerun or from_step is not None:
+        from vdr_cli.cli.replay_run import run_again
+
+        return run_again(_trace_name(trace, last), rerun=rerun, live_model=live_model, from_step=from_step, model=model,
+                         output=out_dir, no_cache=no_cache, as_json=json_out or (not text and _piped()))
+    if live_model is not None:
+        raise UsageError("--live-model goes with --rerun")
     if list_:
         if trace or last or check or html_out or from_format:
             raise UsageError("--list takes no trace and no other mode")

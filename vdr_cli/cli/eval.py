@@ -1,0 +1,171 @@
+"""`vdr eval`: run a benchmark set through the agent, judge the answers, report accuracy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+
+from vdr_cli.cli.docs import epilog
+from vdr_cli.cli.failures import reports
+
+HELP = """\
+Run a benchmark set through the agent and judge every answer.
+
+SET is JSONL (one item a line: "question", "answer", optional "id", "images"
+as paths, http(s) URLs or base64 / data: URLs, and tag fields such as
+"domain") or Parquet (needs pyarrow: install vdr-cli[parquet]; images as an
+"image_packed" base64 column or an "images" column of {bytes, path} or paths).
+Each item runs as one session (traces in DIR/traces/, decoded images in
+DIR/images/); each answer is then judged with the reference evaluation's
+prompt by --judge MODEL (any model spec), or by normalised exact match with
+--judge none; a judge that fails or answers without "correct: yes/no" falls
+back to exact match, recorded as "exact-fallback".
+
+One result line per item goes to DIR/results.jsonl as it is judged, and to
+stdout (JSONL when piped); accuracy (overall, per "domain" and per
+--group-by field), endings, mean steps and tool calls go to stderr and to
+DIR/metrics.json. A re-run with the same DIR skips judged items and judges
+items whose trace already ended with an answer without running them again;
+items that errored run again. Ctrl-C keeps what is done.
+
+Exit status: 0 every item ran and was judged (right or wrong), 3 some items
+errored, 1 none could run, 2 usage, 130 interrupted.
+"""
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval", help=HELP, epilog=epilog("eval"),
+                short_help="Run a benchmark set through the agent and judge the answers.")(eval_command)
+
+
+@reports("eval")
+def eval_command(
+    dataset: Path = typer.Argument(..., metavar="SET", help="Benchmark set: .jsonl, or .parquet (with pyarrow).", show_default=False),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Folder for traces, results.jsonl and metrics.json (required; re-use it to resume)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="The agent's model: registered name, .gguf path, openai:MODEL@URL or scripted:TRACE [config model.default]."),
+    judge: str = typer.Option("none", "--judge", help="Judge model spec (as --model), or none for normalised exact match."),
+    judge_max_tokens: int = typer.Option(1024, "--judge-max-tokens", help="Longest judge reply, in tokens (the reference uses 1024)."),
+    group_by: Optional[List[str]] = typer.Option(None, "--group-by", "-g", help="Also report accuracy per value of this item field (repeatable; domain always)."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Only the first N items of the set."),
+    parallel: int = typer.Option(1, "--parallel", "-P", help="Sessions at once (openai: models; in-process models run one at a time)."),
+    mmproj: Optional[str] = typer.Option(None, "--mmproj", help="Vision projector GGUF for a .gguf --model."),
+    max_steps: int = typer.Option(50, "--max-steps", help="Model calls per item before the final answer is requested (reference: 50)."),
+    max_time: Optional[float] = typer.Option(None, "--max-time", help="Wall-time budget per item in seconds."),
+    ctx: Optional[int] = typer.Option(None, "--ctx", help="Context window in tokens [config model.ctx]."),
+    grammar: str = typer.Option("auto", "--grammar", help="Constrain decoding to the turn format: auto, on, off."),
+    temperature: float = typer.Option(0.6, "--temperature", help="The agent's sampling temperature (0: greedy)."),
+    top_p: float = typer.Option(0.95, "--top-p", help="Nucleus sampling."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Sampling seed, for repeatable runs."),
+    max_tokens: int = typer.Option(4096, "--max-tokens", help="Longest single model turn, in tokens."),
+    summaries: str = typer.Option("model", "--summaries", help="How visit summarises pages: model or extractive."),
+    search_provider: Optional[str] = typer.Option(None, "--search-provider", help="Text search provider [config search.provider]."),
+    image_provider: Optional[str] = typer.Option(None, "--image-provider", help="Reverse image provider [config search.image_provider]."),
+    allow_private: Optional[bool] = typer.Option(None, "--allow-private/--no-allow-private", help="Let model-chosen URLs reach private addresses [config net.allow_private]."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the network cache."),
+    json_out: bool = typer.Option(False, "--json", "-j", help="Write result lines to stdout as JSONL even on a terminal."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show llama.cpp's own logs."),
+) -> int:
+    from vdr_cli.agent.evaluate import EvalRequest, run_eval
+    from vdr_cli.agent.runner import AskRequest
+    from vdr_cli.cli.output import json_mode
+    from vdr_cli.errors import ExitStatus, UsageError
+
+    if output is None:
+        raise UsageError("vdr eval needs -o DIR for traces and results", hint="vdr eval SET -o runs/NAME")
+    if judge_max_tokens < 1:
+        raise UsageError("--judge-max-tokens must be at least 1")
+    ask = AskRequest(model=model, mmproj=mmproj, max_steps=max_steps, max_time=max_time, ctx=ctx, grammar=grammar,
+                     temperature=temperature, top_p=top_p, seed=seed, max_tokens=max_tokens, summaries=summaries,
+                     search_provider=search_provider, image_provider=image_provider, allow_private=allow_private,
+                     no_cache=no_cache, parallel=parallel, verbose=verbose)
+    req = EvalRequest(dataset=dataset, out_dir=output, ask=ask, judge=judge, judge_max_tokens=judge_max_tokens,
+                      group_by=list(group_by or []), limit=limit)
+    show = _result_printer(json_mode(json_out))
+    try:
+        outcome = run_eval(req, show)
+    except KeyboardInterrupt:
+        _interrupted(output, parallel)
+        raise
+    print_report(outcome.metrics)
+    errored = sum(1 for it in outcome.items if not (outcome.records.get(it.id) or {}).get("judge"))
+    if errored == 0:
+        return ExitStatus.OK
+    return ExitStatus.ERROR if errored >= len(outcome.items) else ExitStatus.PARTIAL
+
+
+def _result_printer(as_json: bool):
+    from vdr_cli.cli.output import print_line, stdout_writer
+
+    writer = stdout_writer()
+
+    def show(record: dict[str, Any]) -> None:
+        if as_json:
+            writer.write(record)
+            return
+        mark = "ok " if record["correct"] else ("ERR" if not record["judge"] else "no ")
+        gold = record["answer"] if isinstance(record["answer"], str) else " / ".join(map(str, record["answer"]))
+        said = record.get("error") if not record["judge"] else record["prediction"]
+        print_line(f"{mark} {record['id']}: {_short(said)}  [gold: {_short(gold)}; {record['reason']}]")
+
+    return show
+
+
+def _short(text: Any, n: int = 80) -> str:
+    text = " ".join(str(text or "").split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _interrupted(output: Path, parallel: int) -> None:
+    import os
+    import sys
+
+    from vdr_cli.cli.failures import say
+
+    say("eval", "info", f"judged items are kept in {output / 'results.jsonl'}; run the same command again to go on")
+    if parallel > 1:
+        say("eval", "error", "interrupted")
+        # Sessions still running in worker threads would keep the process alive until
+        # they finish; their traces are flushed line by line, so leave them now.
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(130)
+
+
+def print_report(metrics: dict[str, Any]) -> None:
+    """The summary table on stderr: rich on a terminal, plain text otherwise."""
+    from vdr_cli.cli.output import stderr_console, stderr_is_terminal
+
+    rows = report_rows(metrics)
+    if stderr_is_terminal():
+        from rich.table import Table
+
+        table = Table(title="vdr eval", show_header=False, box=None)
+        table.add_column(style="bold")
+        table.add_column()
+        for label, value in rows:
+            table.add_row(label, value)
+        stderr_console().print(table)
+        return
+    import sys
+
+    width = max(len(label) for label, _ in rows)
+    sys.stderr.write("".join(f"{label.ljust(width)}  {value}\n" for label, value in rows))
+    sys.stderr.flush()
+
+
+def report_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
+    def acc(correct: int, n: int) -> str:
+        return f"{correct}/{n}  {100 * correct / n:.1f}%" if n else "0/0"
+
+    rows = [("accuracy", acc(m["correct"], m["ran"]) + (f"  ({m['pending']} not run)" if m["pending"] else ""))]
+    for name, table in m["groups"].items():
+        rows += [(f"  {name}={value}", acc(row["correct"], row["n"])) for value, row in table.items()]
+    rows.append(("endings", ", ".join(f"{k} {v}" for k, v in m["endings"].items())))
+    rows.append(("judged by", ", ".join(f"{k} {v}" for k, v in m["judges"].items()) or "-"))
+    rows.append(("mean steps", f"{m['mean_steps']:.1f}  (tool calls {m['mean_calls']:.1f})"))
+    rows.append(("wall time", f"{m['wall_s']:.1f} s"))
+    return rows
