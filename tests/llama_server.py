@@ -10,6 +10,8 @@ request names the other one, ~0.2 s for SmolLM2-135M):
 
 from __future__ import annotations
 
+import pytest
+
 import importlib.util
 import json
 import os
@@ -105,3 +107,12 @@ def start_server(workdir: Path, timeout: float = 60.0) -> Iterator[LlamaServer]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
+    """llama-cpp-python's OpenAI server for one test module (skipped without the server extra)."""
+    why = server_available()
+    if why:
+        pytest.skip(why)
+    yield from start_server(tmp_path_factory.mktemp("llama-server"))

@@ -9,17 +9,11 @@ from typing import Iterator
 import pytest
 
 from tests.conftest import run_vdr
-from tests.llama_server import LlamaServer, server_available, start_server
+from tests.llama_server import LlamaServer, llama, server_available, start_server  # noqa: E402,F401
 from vdr_cli.trace.schema import validate_lines
 from web import web  # noqa: F401  (fixture)
 
 
-@pytest.fixture(scope="module")
-def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
-    why = server_available()
-    if why:
-        pytest.skip(why)
-    yield from start_server(tmp_path_factory.mktemp("llama-server"))
 
 
 @pytest.fixture

@@ -108,16 +108,6 @@ def test_bash_completion_answers_for_real():
     assert "crop" in r.stdout.decode().split()
 
 
-@pytest.mark.parametrize("name", ["ask", "search", "browse", "replay", "model"])
-def test_unbuilt_commands_say_so(vdr, name):
-    from vdr_cli.cli.pending import PENDING
-
-    if name not in PENDING:
-        pytest.skip(f"{name} is built")
-    r = vdr(name, "anything")
-    assert r.returncode == 1 and "not available in this version yet" in r.stderr.decode()
-
-
 def run_with_tty_stderr(args: list[str], env: dict[str, str]) -> str:
     master, slave = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "vdr_cli", *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

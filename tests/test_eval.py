@@ -19,7 +19,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tests.conftest import run_vdr  # noqa: E402
-from tests.llama_server import LlamaServer, server_available, start_server  # noqa: E402
+from tests.llama_server import LlamaServer, llama, server_available, start_server  # noqa: E402,F401
 from tests.web import dead_url, web  # noqa: E402,F401  (fixture)
 from tests.web.server import Response  # noqa: E402
 from vdr_cli.agent.evaluate import normalize, parse_verdict, prediction_of  # noqa: E402
@@ -323,12 +323,6 @@ def test_usage_errors(site, args, message):
 
 # --- the real SmolLM2 on llama-cpp-python's server: agent and judge ---------------------------
 
-@pytest.fixture(scope="module")
-def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
-    why = server_available()
-    if why:
-        pytest.skip(why)
-    yield from start_server(tmp_path_factory.mktemp("llama-server"))
 
 
 def test_real_smollm2_agent_and_judge(site, llama):

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.llama_server import LlamaServer, server_available, start_server  # noqa: E402
+from tests.llama_server import LlamaServer, llama, server_available, start_server  # noqa: E402,F401
 from tests.web import web  # noqa: E402,F401  (the shared loopback server fixture)
 from tests.web.server import Response, WebServer  # noqa: E402
 from vdr_cli.models.base import IMAGE_MARKER, ImageInput, ModelSession, SamplingParams, Turn  # noqa: E402
@@ -44,12 +44,6 @@ def jpeg(color: tuple[int, int, int]) -> bytes:
 
 # -- the real server ----------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
-    why = server_available()
-    if why:
-        pytest.skip(why)
-    yield from start_server(tmp_path_factory.mktemp("llama-server"))
 
 
 def session(server: LlamaServer, model: str = "smollm2", **kw) -> OpenAISession:

@@ -69,8 +69,16 @@ class ResearchLoop:
 
     def run(self, system: str, first_user: Turn, pending_prompt: str | None = None) -> Outcome:
         """Start the conversation and loop until an answer or a budget ends it."""
-        self.model.start(system, first_user)
+        self._timed(self.model.start, system, first_user)
         return self.loop(pending_prompt)
+
+    def _timed(self, fn: Callable[..., Any], *args: Any) -> Any:
+        # Prompt and image evaluation is model time, not vdr's overhead.
+        t = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            self.model_ms += (time.perf_counter() - t) * 1000
 
     def loop(self, pending_prompt: str | None = None) -> Outcome:
         """Continue from the current context (used by run and by resume)."""
@@ -82,7 +90,7 @@ class ResearchLoop:
                 elif ending:
                     return self._end(ending, None)
                 if pending_prompt is not None:
-                    self.model.append(Turn("user", pending_prompt))
+                    self._timed(self.model.append, Turn("user", pending_prompt))
                 parsed, raw = self._step(pending_prompt)
                 pending_prompt = None
                 if self.final_requested is not None:
@@ -185,14 +193,14 @@ class ResearchLoop:
         text = prompt.tool_response(outcome.content)
         images = [ImageInput(id=f"zoom_{i}", path=p) for i, p in enumerate(outcome.images)]
         try:
-            self.model.append(Turn("user", text, images))
+            self._timed(self.model.append, Turn("user", text, images))
         except ContextFullError:
             # Too big to fit: keep what fits, say so, and leave room for the answer.
             room_chars = max(0, (self.model.n_ctx - self.model.n_tokens - self.config.answer_reserve - 256) * 3)
             if room_chars < 200:
                 raise
             cut = prompt.tool_response(outcome.content[:room_chars] + "\n[... truncated: context window full]")
-            self.model.append(Turn("user", cut))
+            self._timed(self.model.append, Turn("user", cut))
 
     def _correct(self, raw: str) -> str:
         if is_repetitive(raw) and word_count(raw) > 2500:

@@ -48,7 +48,7 @@ FORMATS = ("reference",)
 
 def register(app: typer.Typer) -> None:
     app.command("replay", help=HELP, epilog=epilog("replay"),
-                short_help="Render, check, list or import session traces.")(replay_command)
+                short_help="Render, check, re-run, fork, list or import session traces.")(replay_command)
 
 
 @reports("replay")

@@ -160,3 +160,18 @@ class ModelSession(Protocol):
     ) -> GenerationResult: ...
 
     def close(self) -> None: ...
+
+
+def held_back(text: str, stops: Sequence[str]) -> int:
+    """Length of the longest end of ``text`` that could still grow into a stop string.
+
+    Streamed text is shown to callers only up to that point, so a stop string
+    split across tokens never leaks out half-printed.
+    """
+    held = 0
+    for s in stops:
+        for k in range(min(len(s) - 1, len(text)), held, -1):
+            if text.endswith(s[:k]):
+                held = k
+                break
+    return held

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import llama_mtmd as glue
-from .base import (IMAGE_MARKER, GenerationResult, ImageInput, ModelInfo, SamplingParams,
+from .base import (IMAGE_MARKER, held_back, GenerationResult, ImageInput, ModelInfo, SamplingParams,
                    SessionStats, TokenCallback, Turn)
 from .errors import ContextFullError, ModelError, NoVisionError
 
@@ -58,17 +58,6 @@ def render_turn(turn: Turn, marker: str = IMAGE_MARKER) -> str:
     content = (turn.text.replace(IMAGE_MARKER, marker) if n_marks
                else marker * len(turn.images) + turn.text)
     return f"{IM_START}{turn.role}\n{content}{IM_END}\n"
-
-
-def _held_back(text: str, stops: Sequence[str]) -> int:
-    """Length of the longest end of ``text`` that could still grow into a stop string."""
-    held = 0
-    for s in stops:
-        for k in range(min(len(s) - 1, len(text)), held, -1):
-            if text.endswith(s[:k]):
-                held = k
-                break
-    return held
 
 
 class LlamaSession:
@@ -348,7 +337,7 @@ class LlamaSession:
                     break
                 eval_ms += self._decode(seq, [tok], logits=True)
                 if on_token is not None:
-                    safe = len(text) - _held_back(text, stops)
+                    safe = len(text) - held_back(text, stops)
                     if safe > emitted:
                         on_token(text[emitted:safe])
                         emitted = safe

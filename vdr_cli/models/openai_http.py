@@ -29,7 +29,7 @@ import httpx
 
 from vdr_cli.net.client import RETRY_STATUSES, USER_AGENT, RetryPolicy, retry_after_seconds
 
-from .base import (IMAGE_MARKER, GenerationResult, ImageInput, ModelInfo, SamplingParams,
+from .base import (IMAGE_MARKER, held_back, GenerationResult, ImageInput, ModelInfo, SamplingParams,
                    SessionStats, TokenCallback, Turn)
 from .errors import ContextFullError, ModelError, NoVisionError
 
@@ -116,17 +116,6 @@ def _public(url: str) -> str:
     host = p.hostname or ""
     host = f"[{host}]" if ":" in host else host
     return f"{p.scheme}://{host}{f':{p.port}' if p.port else ''}{p.path}"
-
-
-def _held_back(text: str, stops: Sequence[str]) -> int:
-    """Length of the longest end of ``text`` that could still grow into a stop string."""
-    held = 0
-    for s in stops:
-        for k in range(min(len(s) - 1, len(text)), held, -1):
-            if text.endswith(s[:k]):
-                held = k
-                break
-    return held
 
 
 @dataclass
@@ -331,7 +320,7 @@ class OpenAISession:
                     if hit is not None:
                         gen.text, gen.stop, gen.finish = gen.text[:hit[0]], hit[1], "stop"
                         break
-                    safe = len(gen.text) - _held_back(gen.text, stops)
+                    safe = len(gen.text) - held_back(gen.text, stops)
                     if on_token is not None and safe > emitted:
                         on_token(gen.text[emitted:safe])
                         emitted = safe
