@@ -46,6 +46,7 @@ def main() -> None:
         items = Path(tmp) / "items.jsonl"
         items.write_text("".join(json.dumps({"id": f"q{i}", "question": f"Who built landmark {i}?"}) + "\n"
                                  for i in range(args.items)))
+        (Path(tmp) / "server").mkdir()
         gen = start_server(Path(tmp) / "server")
         server = next(gen)
         try:

@@ -332,3 +332,43 @@ def test_fork_from_a_middle_step_records_its_parent(site):
     assert run_vdr("replay", str(fork), "--check").returncode == 0
     assert run_vdr("replay", str(trace), "--from-step", "9", "--model", f"scripted:{rest}", "-o", str(tmp / "x.jsonl"),
                    env=env).returncode == 2
+
+
+def test_live_view_on_a_terminal_and_the_answer_on_stdout(site):
+    """stderr a terminal, stdout a terminal too: live view on stderr, only the answer on stdout."""
+    import pty
+
+    web, tmp, env = site
+    turns = [call("search", {"query": ["Eiffel"]}), ANSWER]
+    out_master, out_slave = pty.openpty()
+    err_master, err_slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "vdr_cli", "ask", "who built it?", "--model", f"scripted:{script(tmp, turns)}",
+                             "--summaries", "extractive", "-o", str(tmp / "live.jsonl")],
+                            stdin=subprocess.DEVNULL, stdout=out_slave, stderr=err_slave,
+                            env={**os.environ, **env, "COLUMNS": "120", "NO_COLOR": "1"})
+    proc.wait(timeout=60)
+    os.close(out_slave)
+    os.close(err_slave)
+
+    def drain(fd: int) -> str:
+        chunks = []
+        while True:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        os.close(fd)
+        return b"".join(chunks).decode(errors="replace")
+
+    import re
+
+    out, raw_err = drain(out_master), drain(err_master)
+    assert not re.search(r"\x1b\[(?:\d+;)*3\dm", raw_err)  # NO_COLOR: bold and dim at most, no colours
+    err = re.sub(r"\x1b\[[0-9;]*m", "", raw_err)
+    assert proc.returncode == 0, err
+    assert out.strip() == "Gustave Eiffel's company"  # people read the answer; records stay in the trace
+    for piece in ("Q: who built it?", "step 1", "→ search", "✓ search", "answer (step 2)", "ended: answer"):
+        assert piece in err, (piece, err)
