@@ -138,7 +138,7 @@ def test_garbage_never_crashes_the_loop(site):
     turns = ["no tags at all", "<tool_call>{not json</tool_call>", call("teleport", {"to": "mars"}),
              call("crop_and_search", {"image_id": "/etc/passwd", "bbox": "everything", "goal": "x"}),
              call("visit", {"url": [], "goal": ""}), call("search", {"query": 42}),
-             call("crop_and_search", {"image_id": "image_1", "bbox": [[900, 900, 100, 100]], "goal": "x"}),
+             call("crop_and_search", {"image_id": "image_1", "bbox": [[900, 100, 900, 600]], "goal": "x"}),
              "la " * 3000, ANSWER]
     trace = tmp / "g.jsonl"
     r = ask(env, str(tmp / "photo.png"), "q?", "--model", f"scripted:{script(tmp, turns)}", "-o", str(trace))
@@ -372,3 +372,58 @@ def test_live_view_on_a_terminal_and_the_answer_on_stdout(site):
     assert out.strip() == "Gustave Eiffel's company"  # people read the answer; records stay in the trace
     for piece in ("Q: who built it?", "step 1", "→ search", "✓ search", "answer (step 2)", "ended: answer"):
         assert piece in err, (piece, err)
+
+
+QWEN = ROOT / "tests" / "fixtures" / "gguf" / "qwen3vl-tiny.gguf"
+QWEN_MMPROJ = ROOT / "tests" / "fixtures" / "gguf" / "qwen3vl-tiny-mmproj.gguf"
+
+
+def test_real_qwen3vl_engine_searches_and_crops_in_grammar_mode(tmp_path):
+    """The tiny random Qwen3-VL pair (the reference model's architecture: M-RoPE, deepstack,
+    2x2 merger) on the real engine, constrained by the grammar.  The web listens on a fixed
+    port so the prompts, and so the sampled session, repeat exactly; every session tried must
+    parse, validate and end with an answer, and one must both search and crop-and-search.
+    (Its random weights almost never pick `visit`: that tool runs against the same web in
+    test_scripted_session_runs_every_tool_against_the_web.)"""
+    import socket
+
+    from web.server import WebServer
+
+    port = 47311
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            pytest.skip(f"port {port} is taken")
+    web = WebServer(port=port).start()
+    try:
+        web.add_route("GET", "/searxng/search", lambda req: {"query": req.query.get("q", ""), "results": [
+            {"url": web.url("/article/gustave-eiffel"), "title": "Gustave Eiffel", "content": "His company built it.",
+             "engine": "x", "img_src": web.url("/image.png"), "thumbnail_src": web.url("/image.png")}]})
+        env = {"VDR_SEARCH_PROVIDER": "searxng", "VDR_SEARCH_SEARXNG_URL": web.url("/searxng"),
+               "VDR_SEARCH_IMAGE_PROVIDER": "describe", "VDR_NET_ALLOW_PRIVATE": "1"}
+        from PIL import Image
+
+        Image.new("RGB", (128, 96), (20, 120, 200)).save(tmp_path / "q.png")
+        seen = []
+        for seed in SEEDS:
+            trace = tmp_path / f"qwen{seed}.jsonl"
+            r = ask(env, str(tmp_path / "q.png"), "Who built this?", "--model", str(QWEN), "--mmproj", str(QWEN_MMPROJ),
+                    "--grammar", "on", "--temperature", "1.0", "--seed", str(seed), "--max-steps", "8", "--ctx", "8192",
+                    "--max-tokens", "200", "-o", str(trace), timeout=300)
+            assert r.returncode == 0, r.stderr.decode()
+            evs = events(trace)
+            assert list(validate_lines(trace.read_text().splitlines())) == []
+            assert all(s["raw"].startswith("<think>") for s in evs if s["type"] == "step")
+            assert any(e["type"] == "answer" for e in evs) and evs[-1]["stats"]["model"]["images_encoded"] == 1
+            results = [e for e in evs if e["type"] == "result"]
+            kinds = {e["tool"] for e in results if e["ok"]}
+            seen.append((seed, [e["tool"] for e in results]))
+            if {"search", "crop_and_search"} <= kinds:
+                crops = [d for e in results if e["tool"] == "crop_and_search" for d in e["data"] if d["type"] == "crop"]
+                assert crops and all(Path(c["path"]).is_file() for c in crops)
+                return
+        pytest.fail(f"no session both searched and cropped: {seen}")
+    finally:
+        web.stop()
+
+
+SEEDS = tuple(range(1, 9))

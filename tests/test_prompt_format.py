@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from vdr_cli.agent import prompt as p
+from vdr_cli.agent import tool_text as t
 
 GOLDEN = Path(__file__).parent / "golden"
 DATE = "2026-01-15"
@@ -191,7 +192,7 @@ def test_format_search_one_query():
         {"title": "Eiffel Tower", "url": "https://a.example/eiffel", "snippet": "  Wrought-iron tower.  ", "date": "2024-05-01"},
         {"title": "", "url": "https://b.example/", "snippet": ""},
     ]
-    assert p.format_search([("eiffel tower", hits)]) == (
+    assert t.format_search([("eiffel tower", hits)]) == (
         "Search for 'eiffel tower' returned 2 results:\n\n"
         "1. [Eiffel Tower](https://a.example/eiffel)\n   Date published: 2024-05-01\n   Wrought-iron tower.\n\n"
         "2. [Untitled](https://b.example/)"
@@ -200,14 +201,14 @@ def test_format_search_one_query():
 
 def test_format_search_many_queries_empty_and_error():
     many = [{"title": f"t{i}", "url": f"https://x.example/{i}", "snippet": "s"} for i in range(12)]
-    text = p.format_search([("a", many), ("b", []), ("c", p.search_error("c", "timeout"))])
+    text = t.format_search([("a", many), ("b", []), ("c", t.search_error("c", "timeout"))])
     blocks = text.split("\n=======\n")
     assert len(blocks) == 3
     assert blocks[0].startswith("Search for 'a' returned 10 results:\n\n1. [t0](https://x.example/0)\n   s")
     assert "11. " not in blocks[0]
     assert blocks[1] == "No search results found for 'b'"
     assert blocks[2] == "Search request failed for 'c': timeout"
-    assert p.format_search([("only", [])]) == "No search results found for 'only'"
+    assert t.format_search([("only", [])]) == "No search results found for 'only'"
 
 
 # --- visit -------------------------------------------------------------------------------
@@ -216,7 +217,7 @@ def test_format_search_many_queries_empty_and_error():
 def test_format_visit_success_failure_and_join():
     ok = {"url": "https://a.example/", "goal": "architect", "evidence": "Gustave Eiffel's company.", "summary": "Eiffel."}
     bad = {"url": "https://b.example/", "goal": "architect", "error": "Unable to fetch webpage content: 404"}
-    text = p.format_visit([ok, bad])
+    text = t.format_visit([ok, bad])
     assert text == (
         "The useful information in https://a.example/ for user goal architect as follows: \n\n"
         "Evidence in page: \nGustave Eiffel's company.\n\n"
@@ -229,17 +230,17 @@ def test_format_visit_success_failure_and_join():
 
 
 def test_format_visit_fallbacks():
-    no_summary = p.format_visit([{"url": "u", "evidence": "e", "summary": ""}], goal=None)
+    no_summary = t.format_visit([{"url": "u", "evidence": "e", "summary": ""}], goal=None)
     assert no_summary.startswith("The useful information in u for user goal N/A as follows: \n\n")
     assert no_summary.endswith("Summary: \nNo summary generated\n\n")
-    raw = p.format_visit([{"url": "u", "goal": "g", "text": "page text"}])
-    assert "Evidence in page: \npage text\n\n" in raw and p.VISIT_RAW_SUMMARY in raw
-    assert p.format_visit([]) == "[Visit] No valid URL provided"
+    raw = t.format_visit([{"url": "u", "goal": "g", "text": "page text"}])
+    assert "Evidence in page: \npage text\n\n" in raw and t.VISIT_RAW_SUMMARY in raw
+    assert t.format_visit([]) == "[Visit] No valid URL provided"
     six = [{"url": f"u{i}", "evidence": "e", "summary": "s"} for i in range(6)]
-    assert p.format_visit(six).count("=======") == 4  # at most 5 URLs
-    assert p.normalize_url("example.com/x") == "https://example.com/x"
-    assert p.normalize_url("http://example.com") == "http://example.com"
-    assert p.truncate_content("abc", 2) == "ab\n[Content truncated...]"
+    assert t.format_visit(six).count("=======") == 4  # at most 5 URLs
+    assert t.normalize_url("example.com/x") == "https://example.com/x"
+    assert t.normalize_url("http://example.com") == "http://example.com"
+    assert t.truncate_content("abc", 2) == "ab\n[Content truncated...]"
 
 
 # --- crop_and_search -----------------------------------------------------------------------
@@ -260,7 +261,7 @@ def test_format_crop_and_search():
         ],
     }
     failed = {"bbox": [1, 2, 3, 4], "hits": [], "error": "no visual matches"}
-    text = p.format_crop_and_search([region, failed])
+    text = t.format_crop_and_search([region, failed])
     first, second = text.split("\n\n=======\n\nBbox ")
     assert first.startswith("The search results for bbox [100, 200, 300.5, 400] are as follows:\n"
                             "[1] The useful information in [Tower](https://a.example/) are:\n\n"
@@ -271,20 +272,20 @@ def test_format_crop_and_search():
     assert first.endswith("\n\n=======\n\n[3] [Error] Failed to fetch content from https://c.example/")
     assert "Fourth" not in first  # top 3 hits only
     assert "Bbox " + second == "Bbox [1, 2, 3, 4]: Image search failed"
-    assert p.format_region({"bbox": [1, 2, 3, 4], "error": "crop failed: box outside image"}) == \
+    assert t.format_region({"bbox": [1, 2, 3, 4], "error": "crop failed: box outside image"}) == \
         "Bbox [1, 2, 3, 4]: Image cropping failed"
-    assert p.format_crop_and_search([]) == "[CropAndSearch] Invalid bbox format"
+    assert t.format_crop_and_search([]) == "[CropAndSearch] Invalid bbox format"
 
 
 def test_extractor_prompts():
-    text = p.extractor_prompt("PAGE", "who built it")
+    text = t.extractor_prompt("PAGE", "who built it")
     assert text.startswith("Please process the following webpage content and user goal to extract relevant "
                            "information:\n\n## **Webpage Content** \nPAGE\n\n## **User Goal**\nwho built it\n\n")
     assert text.endswith('{"rational": "Explain why the information is relevant to the goal.", "evidence": "Quote or '
                          'paraphrase the key supporting content from the webpage.", "summary": "Provide a concise '
                          'summary that connects the evidence back to the goal."}\n')
-    assert "User Goal**\nN/A" in p.extractor_prompt("x", None)
-    parts = p.crop_extractor_content("identify", "body", title="T", source="S", query_image="crop.jpg",
+    assert "User Goal**\nN/A" in t.extractor_prompt("x", None)
+    parts = t.crop_extractor_content("identify", "body", title="T", source="S", query_image="crop.jpg",
                                      main_image="m.jpg", page_images=[("alt", "p1.jpg"), ("", "p2.jpg")])
     assert parts == [
         {"type": "text", "text": "User's query image (the image the user is searching for):"},
@@ -299,7 +300,7 @@ def test_extractor_prompts():
         {"type": "image", "image": "p1.jpg"},
         {"type": "image", "image": "p2.jpg"},
     ]
-    assert "{{" not in p.CROP_EXTRACTOR_PROMPT
+    assert "{{" not in t.CROP_EXTRACTOR_PROMPT
 
 
 # --- parse_summary ----------------------------------------------------------------------------
@@ -307,22 +308,22 @@ def test_extractor_prompts():
 
 def test_parse_summary_good_json():
     raw = '{"rational": "r", "evidence": "e", "summary": "s"}'
-    assert p.parse_summary(raw) == {"rational": "r", "evidence": "e", "summary": "s"}
+    assert t.parse_summary(raw) == {"rational": "r", "evidence": "e", "summary": "s"}
 
 
 def test_parse_summary_fenced_and_noisy_json():
     raw = '<think>hmm</think>\nHere you go:\n```json\n{"rational": "r", "evidence": "line1\nline2", "summary": "s"}\n```\nDone.'
-    assert p.parse_summary(raw) == {"rational": "r", "evidence": "line1\nline2", "summary": "s"}
-    partial = p.parse_summary('Result: {"summary": "only", "evidence": ["a", "b"]} trailing')
+    assert t.parse_summary(raw) == {"rational": "r", "evidence": "line1\nline2", "summary": "s"}
+    partial = t.parse_summary('Result: {"summary": "only", "evidence": ["a", "b"]} trailing')
     assert partial == {"rational": "", "evidence": "a\nb", "summary": "only"}
 
 
 def test_parse_summary_garbage_falls_back_to_raw_text():
-    assert p.parse_summary("  The page says Eiffel built it.  ") == {
+    assert t.parse_summary("  The page says Eiffel built it.  ") == {
         "rational": "", "evidence": "The page says Eiffel built it.", "summary": "The page says Eiffel built it."}
-    assert p.parse_summary('{"foo": 1} not ours') == {
+    assert t.parse_summary('{"foo": 1} not ours') == {
         "rational": "", "evidence": '{"foo": 1} not ours', "summary": '{"foo": 1} not ours'}
-    assert p.parse_summary("") == {"rational": "", "evidence": "", "summary": ""}
+    assert t.parse_summary("") == {"rational": "", "evidence": "", "summary": ""}
 
 
 if __name__ == "__main__":

@@ -56,7 +56,8 @@ Handler = Callable[[Request], "Response | bytes | str | dict | list"]
 class WebServer:
     """A threaded HTTP/1.1 server on a random loopback port with pluggable routes."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
+        self._port_wanted = port  # 0: any free port; fixed ports make URLs (and model prompts) repeatable
         self._routes: dict[tuple[str, str], tuple[Handler, bool]] = {}
         self.hits: Counter[str] = Counter()
         self.requests: list[Request] = []
@@ -72,7 +73,7 @@ class WebServer:
         class _Handler(_RequestHandler):
             web = server
 
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        httpd = ThreadingHTTPServer(("127.0.0.1", self._port_wanted), _Handler)
         httpd.daemon_threads = True
         httpd.block_on_close = False  # a slow route must not hold up the test's teardown
         httpd.handle_error = lambda request, client_address: None  # resets are the point here

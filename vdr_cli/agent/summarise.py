@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from vdr_cli.agent import prompt
+from vdr_cli.agent import tool_text
 from vdr_cli.models.base import SamplingParams, Turn
 from vdr_cli.models.errors import ModelError
 
@@ -27,7 +27,7 @@ def model_summariser(model: Any):
             room_tokens = model.n_ctx - model.n_tokens - SUMMARY_TOKENS - 512
             text = text[: max(1000, room_tokens * 3)]
             try:
-                result = model.side_generate([Turn("user", prompt.extractor_prompt(text, goal))],
+                result = model.side_generate([Turn("user", tool_text.extractor_prompt(text, goal))],
                                              SamplingParams(temperature=0.0, max_tokens=SUMMARY_TOKENS))
             except ModelError:
                 return ""  # browse falls back to the reference's "could not be read" text

@@ -94,7 +94,7 @@ class WebToolbox:
     # --- search ----------------------------------------------------------------
 
     async def search(self, args: dict[str, Any]) -> ToolOutcome:
-        from vdr_cli.agent.prompt import format_search, search_error
+        from vdr_cli.agent.tool_text import format_search, search_error
         from vdr_cli.tools.search.run import run_queries
 
         queries = _strings(args.get("query"))
@@ -112,7 +112,7 @@ class WebToolbox:
     # --- visit -----------------------------------------------------------------
 
     async def visit(self, args: dict[str, Any]) -> ToolOutcome:
-        from vdr_cli.agent.prompt import format_visit
+        from vdr_cli.agent.tool_text import format_visit
 
         urls = _strings(args.get("url"))[: self.settings.max_urls]
         goal = str(args.get("goal") or "").strip()
@@ -166,7 +166,7 @@ class WebToolbox:
         return item
 
     async def crop_and_search(self, args: dict[str, Any]) -> ToolOutcome:
-        from vdr_cli.agent.prompt import format_crop_and_search
+        from vdr_cli.agent.tool_text import format_crop_and_search
 
         image = self._image(args.get("image_id"))
         boxes = _boxes(args.get("bbox"))[: self.settings.max_boxes]
@@ -215,13 +215,13 @@ class WebToolbox:
         if not boxes:
             return ToolOutcome("[zoom] Invalid request format: 'bbox' must be a list of [x1, y1, x2, y2]", ok=False, error="no bbox")
         crops = [await asyncio.to_thread(self._crop, image, box) for box in boxes]
-        from vdr_cli.agent.prompt import format_zoom
+        from vdr_cli.agent.tool_text import format_zoom
 
         return ToolOutcome(format_zoom(image.id, crops), data=crops, images=[Path(c["path"]) for c in crops])
 
 
 def as_visit_page(ev: dict[str, Any]) -> dict[str, Any]:
-    """A browse event as `prompt.format_visit` reads it: summary and evidence, or an error.
+    """A browse event as `tool_text.format_visit` reads it: summary and evidence, or an error.
 
     A challenge page is reported as unreadable, never summarised as content.
     """
@@ -243,5 +243,7 @@ def _boxes(value: Any) -> list[list[float]]:
     boxes = []
     for box in value if isinstance(value, list) else []:
         if isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in box):
-            boxes.append([float(v) for v in box])
+            x1, y1, x2, y2 = (float(v) for v in box)
+            # Corners given in the wrong order still name a region; only an empty one is refused.
+            boxes.append([min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)])
     return boxes
