@@ -128,6 +128,7 @@ class Vocab:
         self.ptr = lc.llama_model_get_vocab(model)
         self.n_vocab = lc.llama_vocab_n_tokens(self.ptr)
         self.bos = lc.llama_vocab_bos(self.ptr)
+        self.eos = lc.llama_vocab_eos(self.ptr)
         self.add_bos = bool(lc.llama_vocab_get_add_bos(self.ptr))
         self._pieces: dict[int, bytes] = {}
         self._buf = ctypes.create_string_buffer(256)
@@ -148,6 +149,14 @@ class Vocab:
             n = llama().llama_token_to_piece(self.ptr, token, self._buf, len(self._buf), 0, False)
             cached = self._pieces[token] = self._buf.raw[:max(n, 0)]
         return cached
+
+    def special_text(self, token: int) -> str:
+        """A token's text with special tokens spelled out (``<|begin_of_text|>``), for templates."""
+        if token < 0:
+            return ""
+        buf = ctypes.create_string_buffer(256)
+        n = llama().llama_token_to_piece(self.ptr, token, buf, len(buf), 0, True)
+        return buf.raw[:max(n, 0)].decode("utf-8", errors="replace")
 
     def is_eog(self, token: int) -> bool:
         return bool(llama().llama_vocab_is_eog(self.ptr, token))

@@ -23,6 +23,7 @@ from typing import Any, Sequence
 from . import llama_mtmd as glue
 from .base import (IMAGE_MARKER, held_back, GenerationResult, ImageInput, ModelInfo, SamplingParams,
                    SessionStats, TokenCallback, Turn)
+from .chat_template import from_source
 from .errors import ContextFullError, ModelError, NoVisionError
 
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
@@ -50,14 +51,17 @@ class _Gen:
     sample_ms: float
 
 
-def render_turn(turn: Turn, marker: str = IMAGE_MARKER) -> str:
-    """ChatML text of one turn; images go where IMAGE_MARKER is, else before the text."""
+def turn_content(turn: Turn, marker: str = IMAGE_MARKER) -> str:
+    """A turn's content with its images' markers: where IMAGE_MARKER is, else before the text."""
     n_marks = turn.text.count(IMAGE_MARKER)
     if n_marks and n_marks != len(turn.images):
         raise ModelError(f"turn has {len(turn.images)} image(s) but {n_marks} image marker(s)")
-    content = (turn.text.replace(IMAGE_MARKER, marker) if n_marks
-               else marker * len(turn.images) + turn.text)
-    return f"{IM_START}{turn.role}\n{content}{IM_END}\n"
+    return turn.text.replace(IMAGE_MARKER, marker) if n_marks else marker * len(turn.images) + turn.text
+
+
+def render_turn(turn: Turn, marker: str = IMAGE_MARKER) -> str:
+    """ChatML text of one turn (the reference model's format)."""
+    return f"{IM_START}{turn.role}\n{turn_content(turn, marker)}{IM_END}\n"
 
 
 class LlamaSession:
@@ -71,7 +75,7 @@ class LlamaSession:
     def __init__(self, model_path: str | Path, mmproj_path: str | Path | None = None, *,
                  n_ctx: int = 4096, n_batch: int = 512, n_threads: int | None = None,
                  n_gpu_layers: int = -1, flash_attn: bool | None = None, side_n_ctx: int = 0,
-                 include_stop: bool = False, verbose: bool = False) -> None:
+                 include_stop: bool = False, verbose: bool = False, chat_template: str | None = None) -> None:
         glue.init_backend(verbose)
         self.model_path = Path(model_path)
         self.include_stop = include_stop
@@ -106,13 +110,18 @@ class LlamaSession:
         self._n_ctx = glue.llama().llama_n_ctx(self._ctx)
         self._main = _Seq(self._ctx, 0)
         template = glue.model_meta(self._model, "tokenizer.chat_template") or ""
-        self._header = self._vocab.tokenize(f"{IM_START}assistant\n")
-        self._close = self._vocab.tokenize(f"{IM_END}\n")
-        self._im_end = self._vocab.single_token(IM_END)
+        # The GGUF's own template (or the registry's override); ChatML when absent.
+        self._template = from_source(chat_template or template or None,
+                                     bos=self._vocab.special_text(self._vocab.bos) if self._vocab.add_bos else "",
+                                     eos=self._vocab.special_text(self._vocab.eos))
+        self._header = self._vocab.tokenize(self._template.header)
+        self._close = self._vocab.tokenize(self._template.close)
+        end = self._template.close.strip()
+        self._im_end = self._vocab.single_token(end) if end else None
         name = glue.model_meta(self._model, "general.name") or self.model_path.stem
         self._info = ModelInfo(name=name, backend="llama.cpp", n_ctx=self._n_ctx,
                                has_vision=self._proj is not None,
-                               extra={"template": "chatml" if IM_START in template
+                               extra={"template": self._template.kind if template or chat_template
                                       else "chatml (fallback)"})
 
     # -- properties ---------------------------------------------------------------
@@ -150,12 +159,12 @@ class LlamaSession:
         with self._lock:
             if self.n_tokens:
                 raise ModelError("session already started")
-            text = render_turn(Turn("system", system)) if system else ""
-            self._eval(self._main, text + render_turn(user, self.media_marker), user.images)
+            text = self._template.first(system, turn_content(user, self.media_marker))
+            self._eval(self._main, text, user.images)
 
     def append(self, turn: Turn) -> None:
         with self._lock:
-            self._eval(self._main, render_turn(turn, self.media_marker), turn.images)
+            self._eval(self._main, self._template.turn(turn.role, turn_content(turn, self.media_marker)), turn.images)
 
     def append_raw(self, text: str, images: Sequence[ImageInput] = ()) -> None:
         """Evaluate already templated text; ``media_marker`` once per image."""
@@ -194,7 +203,7 @@ class LlamaSession:
         with self._lock:
             t0 = time.perf_counter()
             seq = _Seq(self._side_context(), 0 if self._side_n_ctx else 1)
-            text = "".join(render_turn(m, self.media_marker) for m in messages)
+            text = self._render_messages(messages)
             images = [img for m in messages for img in m.images]
             self._logits_ok = False
             try:
@@ -208,6 +217,15 @@ class LlamaSession:
                                     ms, 0.0, gen.eval_ms, gen.sample_ms, gen.stop)
 
     # -- internals ------------------------------------------------------------------
+    def _render_messages(self, messages: Sequence[Turn]) -> str:
+        """A whole one-off conversation in the model's template."""
+        msgs = list(messages)
+        system = msgs.pop(0).text if msgs and msgs[0].role == "system" else ""
+        if not msgs:
+            raise ModelError("a side generation needs a user message")
+        first = self._template.first(system, turn_content(msgs[0], self.media_marker))
+        return first + "".join(self._template.turn(m.role, turn_content(m, self.media_marker)) for m in msgs[1:])
+
     def _side_context(self) -> Any:
         if not self._side_n_ctx:
             return self._ctx

@@ -40,7 +40,8 @@ def open_model(spec: ModelSpec, options: LoadOptions) -> ModelSession:
 
     assert spec.gguf is not None
     return LlamaSession(spec.gguf, spec.mmproj, n_ctx=options.ctx or spec.ctx or 32768,
-                        n_threads=options.threads or None, n_gpu_layers=options.n_gpu_layers, verbose=options.verbose)
+                        n_threads=options.threads or None, n_gpu_layers=options.n_gpu_layers, verbose=options.verbose,
+                        chat_template=spec.chat_template)
 
 
 def describe(spec: ModelSpec, session: ModelSession) -> dict[str, Any]:

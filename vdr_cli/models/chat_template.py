@@ -1,0 +1,133 @@
+"""Turn text for a model's chat template: ChatML exactly, other GGUF templates via jinja2.
+
+A session evaluates each turn once, so it needs each turn's text on its own,
+not the whole conversation re-rendered.  ChatML (Qwen, SmolLM, the reference
+model) is written directly.  Any other template (the GGUF's
+`tokenizer.chat_template`, or a registry override) is rendered with jinja2:
+the first turn whole, later turns and the assistant's header and closing text
+from probe conversations with a sentinel, which works for templates whose
+rendering of a conversation is a prefix of the rendering of a longer one
+(Llama 3, Gemma, Mistral, Phi and most others).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .errors import ModelLoadError
+
+IM_START, IM_END = "<|im_start|>", "<|im_end|>"
+SENTINEL = "\u27e6vdr-sentinel\u27e7"
+
+
+@dataclass(frozen=True)
+class ChatTemplate:
+    kind: str  # "chatml" or "jinja"
+    header: str  # text that opens the assistant's turn (generation starts after it)
+    close: str  # text that closes the assistant's turn
+    first_fn: Callable[[str, str], str]
+    turn_fn: Callable[[str, str], str]
+
+    def first(self, system: str, user_content: str) -> str:
+        """The conversation's opening: system prompt (may be empty) and first user turn."""
+        return self.first_fn(system, user_content)
+
+    def turn(self, role: str, content: str) -> str:
+        """A later turn; an assistant turn (resume) is header + content + close."""
+        if role == "assistant":
+            return self.header + content + self.close
+        return self.turn_fn(role, content)
+
+
+def chatml() -> ChatTemplate:
+    def turn(role: str, content: str) -> str:
+        return f"{IM_START}{role}\n{content}{IM_END}\n"
+
+    def first(system: str, user: str) -> str:
+        return (turn("system", system) if system else "") + turn("user", user)
+
+    return ChatTemplate("chatml", f"{IM_START}assistant\n", f"{IM_END}\n", first, turn)
+
+
+def is_chatml(source: str | None) -> bool:
+    return not source or IM_START in source
+
+
+def from_source(source: str | None, bos: str = "", eos: str = "") -> ChatTemplate:
+    """The template to use for `source` (ChatML when absent or ChatML-like)."""
+    if is_chatml(source):
+        return chatml()
+    return _jinja(source or "", bos, eos)
+
+
+def _jinja(source: str, bos: str, eos: str) -> ChatTemplate:
+    from jinja2 import TemplateError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message: str) -> None:
+        raise TemplateError(message)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    env.globals.update(raise_exception=raise_exception,
+                       strftime_now=lambda fmt: _dt.datetime.now().strftime(fmt))
+    try:
+        compiled = env.from_string(source)
+    except TemplateError as exc:
+        raise ModelLoadError(f"chat template does not parse ({exc})") from None
+
+    def render(messages: list[dict[str, Any]], gen: bool = False) -> str:
+        return compiled.render(messages=messages, add_generation_prompt=gen, bos_token=bos, eos_token=eos)
+
+    def first(system: str, user: str) -> str:
+        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
+        try:
+            return render(messages)
+        except TemplateError:
+            # Templates without a system role (Gemma): the system text leads the first turn.
+            return render([{"role": "user", "content": f"{system}\n\n{user}" if system else user}])
+
+    try:
+        base = _probe_base(render)
+        before = render(base)
+        extended = render(base + [{"role": "user", "content": SENTINEL}])
+        user_pre, user_post = _split(extended[len(before):] if extended.startswith(before) else "", "user turn")
+        asked = render(base + [{"role": "user", "content": "q"}], gen=True)
+        plain = render(base + [{"role": "user", "content": "q"}])
+        header = asked[len(plain):] if asked.startswith(plain) else ""
+        answered = render(base + [{"role": "user", "content": "q"}, {"role": "assistant", "content": SENTINEL}])
+        tail = answered[len(plain):] if answered.startswith(plain) else ""
+        head, close = _split(tail, "assistant turn")
+        if head != header:
+            header = head or header
+    except TemplateError as exc:
+        raise ModelLoadError(f"chat template cannot render a conversation ({exc})") from None
+
+    def turn(role: str, content: str) -> str:
+        # Tool results go back as user turns, as the reference model was trained.
+        return user_pre + content + user_post
+
+    return ChatTemplate("jinja", header, close, first, turn)
+
+
+def _probe_base(render: Callable[..., str]) -> list[dict[str, Any]]:
+    """A short conversation the template accepts, ending with an assistant turn."""
+    from jinja2 import TemplateError
+
+    for base in ([{"role": "system", "content": "s"}, {"role": "user", "content": "u"}, {"role": "assistant", "content": "a"}],
+                 [{"role": "user", "content": "u"}, {"role": "assistant", "content": "a"}]):
+        try:
+            render(base)
+            return base
+        except TemplateError:
+            continue
+    raise TemplateError("no probe conversation renders")
+
+
+def _split(text: str, what: str) -> tuple[str, str]:
+    if SENTINEL not in text:
+        raise ModelLoadError(f"chat template is not incremental ({what} cannot be rendered on its own)",
+                             hint="register the model with a ChatML template: vdr model add NAME --gguf F --chat-template @chatml.jinja")
+    pre, post = text.split(SENTINEL, 1)
+    return pre, post
