@@ -25,7 +25,7 @@ def report():
     sys.stderr.write("HEAVY=" + ",".join(heavy) + "\\n")
 atexit.register(report)
 sys.argv = ["vdr"] + sys.argv[1:]
-from vdr_cli.cli.main import run
+from vdr_cli.cli.entry import run
 run()
 """
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+import time
 import subprocess
 import sys
 import zlib
@@ -254,3 +255,35 @@ def test_cli_head_closes_pipe_quietly(photo, tmp_path):
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["type"] == "crop"
     assert r.stderr == b""
+
+
+def test_cli_prefetched_decode_keeps_orientation_and_limits(vdr, tmp_path):
+    """`vdr crop IMAGE` decodes while the CLI starts (tools/prefetch.py): the result must be
+    the same pixels as the ordinary path, EXIF-rotated, and never bypass --max-pixels."""
+    stored = two_halves(200, 100)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "rot.jpg"
+    stored.save(path, exif=exif.tobytes(), quality=95)
+    r = vdr("crop", str(path), "-b", "0,0,100,90", "--out", str(tmp_path / "o"))
+    [ev] = events(r)
+    out = Image.open(ev["path"])
+    assert out.size == (100, 90) and near(out.getpixel((50, 45)), RED)
+    r = vdr("crop", str(path), "--max-pixels", "1000")
+    assert r.returncode == 1 and "over the 0 Mpx limit" in r.stderr.decode()
+
+
+def test_prefetch_is_used_only_for_the_same_unchanged_file(tmp_path):
+    from vdr_cli.tools import prefetch
+
+    path = tmp_path / "p.png"
+    two_halves(40, 20).save(path)
+    assert prefetch.crop_target(["vdr", "crop", "-b", "1,2,3,4", str(path), "--json"]) == str(path)
+    assert prefetch.crop_target(["vdr", "crop", "-", "-b", "1,2,3,4"]) is None
+    assert prefetch.crop_target(["vdr", "search", "x"]) is None
+    prefetch.start(str(path))
+    assert prefetch.take(str(path)).image.size == (40, 20)
+    prefetch.start(str(path))
+    time.sleep(0.2)
+    two_halves(50, 20).save(path)  # changed after it was read
+    assert prefetch.take(str(path)) is None

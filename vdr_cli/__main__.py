@@ -1,3 +1,3 @@
-from vdr_cli.cli.main import run
+from vdr_cli.cli.entry import run
 
 run()

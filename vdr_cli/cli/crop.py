@@ -85,9 +85,15 @@ def crop_command(
         else:
             _crop_one(sink, "<stdin>", sys.stdin.buffer.read(), boxes, opts, limit)
     else:
+        from vdr_cli.tools import prefetch
         from vdr_cli.tools.images import read_bytes
 
-        _crop_one(sink, image, read_bytes(image), boxes, opts, limit)
+        def decoded() -> Any:
+            # Started by the entry point before typer loaded; asked for only when pixels are needed.
+            ready = prefetch.take(image)
+            return ready.image if ready is not None else None
+
+        _crop_one(sink, image, read_bytes(image), boxes, opts, limit, preloaded=decoded)
     return sink.finish()
 
 
@@ -128,11 +134,12 @@ class _Sink:
         return ExitStatus.OK
 
 
-def _crop_one(sink: _Sink, name: str, data: bytes, boxes: list, opts: Any, limit: int) -> None:
+def _crop_one(sink: _Sink, name: str, data: bytes, boxes: list, opts: Any, limit: int, preloaded: Any = None) -> None:
     from vdr_cli.tools.crop import BoxError, make_crops
     from vdr_cli.tools.images import open_source
 
-    source = open_source(data, name, limit)
+    source = open_source(data, name, limit)  # the size limit is checked before any decoded pixels are used
+    source.preloaded = preloaded
     first_scale = min(opts.scales)
     for item in make_crops(source, boxes, opts):
         if isinstance(item, BoxError):

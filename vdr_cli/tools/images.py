@@ -29,7 +29,7 @@ class Source:
     format: str
     orientation: int = 1
     frames: int = 1
-    _image: Any = field(default=None, repr=False)
+    preloaded: Any = field(default=None, repr=False)  # () -> decoded first frame or None (tools/prefetch.py)
 
     def opened(self) -> Any:
         """A fresh PIL image (not yet decoded) of the first frame."""
@@ -111,6 +111,11 @@ def decode(source: Source, reduce: float = 1.0) -> tuple[Any, float]:
     """
     from PIL import ImageOps
 
+    ready = source.preloaded() if source.preloaded is not None and reduce >= 1.0 else None
+    if ready is not None:
+        # Decoded while the CLI started (full size: used only when no draft reduction is wanted).
+        img = ImageOps.exif_transpose(ready) if source.orientation != 1 else ready
+        return img, img.width / source.width
     img = source.opened()
     try:
         if reduce < 1.0 and img.format == "JPEG":
