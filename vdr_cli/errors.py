@@ -19,6 +19,14 @@ class ExitStatus(enum.IntEnum):
     PARTIAL = 3  # some inputs failed, the others were processed
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 
+    @classmethod
+    def for_outcome(cls, ok: int, failed: int) -> "ExitStatus":
+        """The status of a command that processed several inputs: 0 none failed,
+        3 some failed and some did not, 1 all failed."""
+        if not failed:
+            return cls.OK
+        return cls.PARTIAL if ok else cls.ERROR
+
 
 EXIT_STATUS_DOC = {
     ExitStatus.OK: "success",
@@ -55,9 +63,3 @@ class InputError(VdrError):
 
 class ConfigError(VdrError):
     """A config file or setting that cannot be read or applied."""
-
-
-class PartialFailure(VdrError):
-    """Raised at the end of a command when some inputs failed and others did not."""
-
-    status = ExitStatus.PARTIAL

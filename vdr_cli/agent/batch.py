@@ -123,9 +123,7 @@ def run_batch(req: Any) -> int:
     finally:
         progress.close()
     answered = sum(1 for a in answers if a)
-    if answered == len(results):
-        return ExitStatus.OK
-    return ExitStatus.PARTIAL if answered else ExitStatus.ERROR
+    return ExitStatus.for_outcome(answered, len(results) - answered)
 
 
 def run_items(items: list[dict[str, Any]], req: Any, out_dir: Path, on_done: Callable[[Event], None]) -> None:

@@ -8,8 +8,9 @@ from typing import Any, List, Optional
 import typer
 
 from vdr_cli.cli.docs import epilog
+from vdr_cli.cli.output import RecordSink
 from vdr_cli.cli.failures import reports, say
-from vdr_cli.errors import ExitStatus, UsageError
+from vdr_cli.errors import UsageError
 
 HELP = """\
 Fetch web pages, extract their main text and, with --goal, summarise them.
@@ -111,13 +112,13 @@ def _targets(args: list[str], sink: "_Sink") -> list[tuple[str, str]]:
             continue
         rec = parse_line(line, "<stdin>", lineno)
         if isinstance(rec, LineError):
-            sink.error(str(rec), f"<stdin>:{lineno}")
+            sink.fail(str(rec), f"<stdin>:{lineno}")
             continue
         if rec.get("type") == "error":
             continue  # the upstream command already reported it
         url = rec.get("url") or rec.get("link")
         if not isinstance(url, str) or not url.strip():
-            sink.error(f"<stdin>:{lineno}: record has no \"url\"", f"<stdin>:{lineno}")
+            sink.fail(f"<stdin>:{lineno}: record has no \"url\"", f"<stdin>:{lineno}")
             continue
         add(url.strip(), "agent")
     return out
@@ -141,20 +142,14 @@ async def _run(targets: list[tuple[str, str]], options: dict[str, Any], sink: "_
                 next_i += 1
 
 
-class _Sink:
-    """Writes page and error events (JSONL) or a reading for people; counts outcomes."""
+class _Sink(RecordSink):
+    """Page events (JSONL) or a reading for people."""
 
-    def __init__(self, as_json: bool) -> None:
-        from vdr_cli.cli.output import stdout_writer
-
-        self.as_json = as_json
-        self.writer = stdout_writer() if as_json else None
-        self.ok = 0
-        self.failed = 0
+    command = "browse"
 
     def emit(self, ev: dict[str, Any]) -> None:
         if ev.get("type") == "error":
-            self.error(ev["message"], ev.get("where") or "", ev)
+            self.fail(ev["message"], ev.get("where") or "", ev=ev)
             return
         if ev.get("challenge"):
             self.failed += 1
@@ -167,14 +162,6 @@ class _Sink:
             self.writer.write(ev)
         else:
             self._render(ev)
-
-    def error(self, message: str, where: str, ev: dict[str, Any] | None = None) -> None:
-        from vdr_cli.trace.events import error_event
-
-        self.failed += 1
-        say("browse", "error", message)
-        if self.writer:
-            self.writer.write(ev or error_event(message, where))
 
     def _render(self, ev: dict[str, Any]) -> None:
         from vdr_cli.cli.output import print_line
@@ -192,9 +179,3 @@ class _Sink:
             print_line(body)
         print_line("")
 
-    def finish(self) -> int:
-        if self.failed and self.ok:
-            return ExitStatus.PARTIAL
-        if self.failed:
-            return ExitStatus.ERROR
-        return ExitStatus.OK

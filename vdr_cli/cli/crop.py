@@ -9,8 +9,9 @@ from typing import Any, List, Optional
 import typer
 
 from vdr_cli.cli.docs import epilog
+from vdr_cli.cli.output import RecordSink
 from vdr_cli.cli.failures import reports, say
-from vdr_cli.errors import ExitStatus, InputError, PartialFailure, UsageError
+from vdr_cli.errors import InputError, UsageError
 
 HELP = """\
 Cut regions of an image into files, one "crop" event per file.
@@ -97,16 +98,10 @@ def crop_command(
     return sink.finish()
 
 
-class _Sink:
-    """Writes crop and error events (JSONL) or lines for people; counts outcomes."""
+class _Sink(RecordSink):
+    """Crop events (JSONL) or lines for people."""
 
-    def __init__(self, as_json: bool) -> None:
-        from vdr_cli.cli.output import stdout_writer
-
-        self.as_json = as_json
-        self.writer = stdout_writer() if as_json else None
-        self.ok = 0
-        self.failed = 0
+    command = "crop"
 
     def crop(self, ev: dict[str, Any]) -> None:
         self.ok += 1
@@ -118,22 +113,6 @@ class _Sink:
             b = ev["box"]
             print_line(f"{ev['path']}  {ev['width']}×{ev['height']}  box {b[0]},{b[1]},{b[2]},{b[3]}  scale {ev['scale']:g}")
 
-    def error(self, message: str, where: str) -> None:
-        self.failed += 1
-        say("crop", "error", message)
-        if self.writer:
-            from vdr_cli.trace.events import error_event
-
-            self.writer.write(error_event(message, where))
-
-    def finish(self) -> int:
-        if self.failed and self.ok:
-            return ExitStatus.PARTIAL
-        if self.failed:
-            return ExitStatus.ERROR
-        return ExitStatus.OK
-
-
 def _crop_one(sink: _Sink, name: str, data: bytes, boxes: list, opts: Any, limit: int, preloaded: Any = None) -> None:
     from vdr_cli.tools.crop import BoxError, make_crops
     from vdr_cli.tools.images import open_source
@@ -143,7 +122,7 @@ def _crop_one(sink: _Sink, name: str, data: bytes, boxes: list, opts: Any, limit
     first_scale = min(opts.scales)
     for item in make_crops(source, boxes, opts):
         if isinstance(item, BoxError):
-            sink.error(f"{name}: {item.message}", name)
+            sink.fail(f"{name}: {item.message}", name)
             continue
         # Warn once per box (on its smallest scale), not once per file.
         if item["clamped"] and item["scale"] == first_scale:
@@ -164,7 +143,7 @@ def _crop_records(sink: _Sink, opts: Any, default_boxes: list, limit: int) -> No
     text = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
     for item in iter_lines(text, "<stdin>"):
         if isinstance(item, LineError):
-            sink.error(str(item), f"<stdin>:{item.lineno}")
+            sink.fail(str(item), f"<stdin>:{item.lineno}")
             continue
         where = str(item.get("path") or "<stdin>")
         try:
@@ -187,4 +166,4 @@ def _crop_records(sink: _Sink, opts: Any, default_boxes: list, limit: int) -> No
                 boxes = [box_from_record(b, where) for b in (raw if many else [raw])]
             _crop_one(sink, path, read_bytes(path), boxes, rec_opts, limit)
         except (InputError, UsageError, ValueError, TypeError) as exc:
-            sink.error(getattr(exc, "message", str(exc)), where)
+            sink.fail(getattr(exc, "message", str(exc)), where)

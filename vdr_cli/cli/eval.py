@@ -90,9 +90,7 @@ def eval_command(
         raise
     print_report(outcome.metrics)
     errored = sum(1 for it in outcome.items if not (outcome.records.get(it.id) or {}).get("judge"))
-    if errored == 0:
-        return ExitStatus.OK
-    return ExitStatus.ERROR if errored >= len(outcome.items) else ExitStatus.PARTIAL
+    return ExitStatus.for_outcome(len(outcome.items) - errored, errored)
 
 
 def _result_printer(as_json: bool):

@@ -43,3 +43,34 @@ def stderr_console() -> Any:
     from rich.console import Console
 
     return Console(stderr=True, highlight=False)
+
+
+class RecordSink:
+    """Where a multi-input command's records go: JSONL on stdout, or (subclasses)
+    text for people; counts successes and failures for the exit status."""
+
+    command = ""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.writer = stdout_writer() if as_json else None
+        self.ok = 0
+        self.failed = 0
+
+    def fail(self, message: str, where: str, hint: str | None = None, ev: dict[str, Any] | None = None) -> None:
+        """One input failed: a line on stderr, and an `error` event in JSONL mode."""
+        from vdr_cli.cli.failures import say
+
+        self.failed += 1
+        say(self.command, "error", message)
+        if hint:
+            say(self.command, "hint", hint)
+        if self.writer:
+            from vdr_cli.trace.events import error_event
+
+            self.writer.write(ev or error_event(message, where))
+
+    def finish(self) -> int:
+        from vdr_cli.errors import ExitStatus
+
+        return ExitStatus.for_outcome(self.ok, self.failed)

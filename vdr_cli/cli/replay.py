@@ -272,6 +272,4 @@ def _import(fmt: str, source: Optional[str], out_dir: Optional[Path], as_json: b
             writer.write(outcome.to_dict())
         else:
             print_line(f"{outcome.path}  {outcome.steps} steps  {outcome.ending}")
-    if failed:
-        return ExitStatus.PARTIAL if ok else ExitStatus.ERROR
-    return ExitStatus.OK
+    return ExitStatus.for_outcome(ok, failed)

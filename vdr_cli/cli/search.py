@@ -8,8 +8,9 @@ from typing import Any, List, Optional
 import typer
 
 from vdr_cli.cli.docs import epilog
+from vdr_cli.cli.output import RecordSink
 from vdr_cli.cli.failures import reports, say
-from vdr_cli.errors import ExitStatus, InputError, UsageError
+from vdr_cli.errors import InputError, UsageError
 
 HELP = """\
 Search the web; one "hit" event per result (query, rank, title, url, snippet,
@@ -173,15 +174,13 @@ async def _reverse(sink: _Sink, provider: str, images: list[Any], n: int, descri
             sink.result(result)
 
 
-class _Sink:
-    """Writes hit and error events (JSONL) or numbered lines for people; counts outcomes."""
+class _Sink(RecordSink):
+    """Hit events (JSONL) or numbered lines for people."""
+
+    command = "search"
 
     def __init__(self, as_json: bool) -> None:
-        from vdr_cli.cli.output import stdout_writer
-
-        self.writer = stdout_writer() if as_json else None
-        self.ok = 0
-        self.failed = 0
+        super().__init__(as_json)
         self.shown = 0
 
     def result(self, result: Any) -> None:
@@ -208,23 +207,7 @@ class _Sink:
             if hit.snippet:
                 print_line(f"     {hit.snippet[:300]}")
 
-    def fail(self, message: str, where: str, hint: str | None = None, ev: dict | None = None) -> None:
-        self.failed += 1
-        say("search", "error", message)
-        if hint:
-            say("search", "hint", hint)
-        if self.writer:
-            from vdr_cli.trace.events import error_event
-
-            self.writer.write(ev or error_event(message, where))
-
     def passthrough(self, record: dict) -> None:
         if self.writer:
             self.writer.write(record)
 
-    def finish(self) -> int:
-        if self.failed and self.ok:
-            return ExitStatus.PARTIAL
-        if self.failed:
-            return ExitStatus.ERROR
-        return ExitStatus.OK
