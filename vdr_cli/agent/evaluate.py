@@ -57,7 +57,6 @@ ENDINGS = ("answer", "max_steps", "context_full", "error", "interrupted")
 RETRIED = ("error", "interrupted")  # endings a re-run tries again; the others are judged and final
 _CORE = {"id", "idx", "_id", "question", "answer", "images", "image_packed"}
 _B64 = re.compile(r"[A-Za-z0-9+/=\s_-]+")
-_MAGIC = ((b"\x89PNG", ".png"), (b"\xff\xd8", ".jpg"), (b"GIF8", ".gif"), (b"BM", ".bmp"))
 
 
 @dataclass
@@ -199,9 +198,10 @@ def _b64(text: str, where: str) -> bytes:
 
 
 def _kind(data: bytes) -> str | None:
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return ".webp"
-    return next((ext for magic, ext in _MAGIC if data.startswith(magic)), None)
+    from vdr_cli.tools.images import EXTENSIONS, sniff_mime
+
+    mime = sniff_mime(data)
+    return EXTENSIONS[mime] if mime else None
 
 
 def _save(data: bytes, folder: Path) -> str:

@@ -56,15 +56,12 @@ class OpenAIConnectError(ModelError):
     """The server could not be reached, timed out, or broke off a stream."""
 
 
-_MAGIC = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"), (b"GIF87a", "image/gif"),
-          (b"GIF89a", "image/gif"), (b"BM", "image/bmp"))
-
-
 def image_part(image: ImageInput) -> dict[str, Any]:
     """One ``image_url`` content part: a base64 data URL, its MIME type sniffed from the bytes."""
+    from vdr_cli.tools.images import sniff_mime
+
     data = image.read_bytes()
-    webp = "image/webp" if data[:4] == b"RIFF" and data[8:12] == b"WEBP" else None
-    mime = next((m for magic, m in _MAGIC if data.startswith(magic)), webp)
+    mime = sniff_mime(data)
     if mime is None:
         raise ModelError(f"image {image.id!r}: not JPEG, PNG, GIF, WebP or BMP")
     return {"type": "image_url", "image_url": {"url": f"data:{mime};base64,{base64.b64encode(data).decode()}"}}

@@ -17,6 +17,17 @@ _SWAPS_AXES = {5, 6, 7, 8}
 MAX_BYTES = 512 * 1024 * 1024
 
 
+_MAGIC = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG", "image/png"), (b"GIF8", "image/gif"), (b"BM", "image/bmp"))
+EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/bmp": ".bmp", "image/webp": ".webp"}
+
+
+def sniff_mime(data: bytes) -> str | None:
+    """The image type its first bytes announce (JPEG, PNG, GIF, BMP, WebP), or None."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return next((mime for magic, mime in _MAGIC if data.startswith(magic)), None)
+
+
 @dataclass
 class Source:
     """An opened image: its bytes, hash, displayed size (after EXIF rotation)."""

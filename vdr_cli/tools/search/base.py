@@ -128,13 +128,9 @@ class ImageInput:
 
     @property
     def mime(self) -> str:
-        head = (self.data or b"")[:12]
-        for magic, mime in ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG", "image/png"), (b"GIF8", "image/gif")):
-            if head.startswith(magic):
-                return mime
-        if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-            return "image/webp"
-        return mimetypes.guess_type(self.name)[0] or "application/octet-stream"
+        from vdr_cli.tools.images import sniff_mime
+
+        return sniff_mime(self.data or b"") or mimetypes.guess_type(self.name)[0] or "application/octet-stream"
 
     def cache_identity(self) -> dict[str, Any]:
         # The image's content, never a temporary upload URL or image_id: those
