@@ -18,7 +18,6 @@ _COMMON = r'''
 ws ::= [ ]?
 think ::= "<think>" [^<]{1,THINK} "</think>\n"
 str ::= "\"" [^"\\<\n]{1,120} "\""
-url ::= "\"http" "s"? "://" [^"\\<\n ]{3,200} "\""
 num ::= [0-9]{1,3} ("." [0-9]{1,2})?
 box ::= "[" num "," ws num "," ws num "," ws num "]"
 answer ::= "<answer>" [^<]{1,400} "</answer>"
@@ -27,8 +26,8 @@ answer ::= "<answer>" [^<]{1,400} "</answer>"
 _TOOLS = {
     "search": r'''search ::= "{\"name\": \"search\", \"arguments\": {\"query\": [" str ("," ws str){0,4} "]}}"''',
     "visit": r'''visit ::= "{\"name\": \"visit\", \"arguments\": {\"url\": [" url ("," ws url){0,4} "], \"goal\": " str "}}"''',
-    "crop_and_search": r'''crop-and-search ::= "{\"name\": \"crop_and_search\", \"arguments\": {\"image_id\": \"image_" [1-9] "\", \"bbox\": [" box ("," ws box){0,3} "], \"goal\": " str "}}"''',
-    "zoom": r'''zoom ::= "{\"name\": \"zoom\", \"arguments\": {\"image_id\": \"image_" [1-9] "\", \"bbox\": [" box ("," ws box){0,3} "]}}"''',
+    "crop_and_search": r'''crop-and-search ::= "{\"name\": \"crop_and_search\", \"arguments\": {\"image_id\": " imageid ", \"bbox\": [" box ("," ws box){0,3} "], \"goal\": " str "}}"''',
+    "zoom": r'''zoom ::= "{\"name\": \"zoom\", \"arguments\": {\"image_id\": " imageid ", \"bbox\": [" box ("," ws box){0,3} "]}}"''',
 }
 
 
@@ -65,16 +64,11 @@ def turn_grammar(tools: Sequence[str], allow_answer: bool = True, urls: Sequence
     if allow_answer:
         choices.append("answer")
     rules = [f"root ::= think ({' | '.join(choices)})", _COMMON.strip().replace("THINK", str(max_think))]
-    for name in names:
-        rule = _TOOLS[name]
-        if name in ("crop_and_search", "zoom"):
-            ids = " | ".join(_literal(i) for i in image_ids)
-            rule = rule.replace('\\"image_" [1-9] "\\"', '" imageid "') + f"\nimageid ::= {ids}"
-        rules.append(rule)
+    rules += [_TOOLS[name] for name in names]
     if "visit" in names:
-        rules = [r for r in rules if not r.startswith("url ::=")]
-        rules[1] = "\n".join(l for l in rules[1].splitlines() if not l.startswith("url ::="))
         rules.append("url ::= " + " | ".join(_literal(u) for u in list(dict.fromkeys(urls))[:50]))
+    if {"crop_and_search", "zoom"} & set(names):
+        rules.append("imageid ::= " + " | ".join(_literal(i) for i in image_ids))
     return "\n".join(rules) + "\n"
 
 

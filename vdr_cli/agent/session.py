@@ -169,20 +169,9 @@ def kept_events(events: Iterable[Event], upto_step: int | None) -> list[Event]:
     `end` events go (the session continues).
     """
     evs = list(events)
-    answered = {str(e.get("id")) for e in evs if e.get("type") == "result"}
-    call_of_step = {int(e.get("step", 0)): str(e.get("id")) for e in evs if e.get("type") == "call"}
-    call_step = {cid: n for n, cid in call_of_step.items()}
-    keep: set[int] = set()
-    for e in evs:
-        if e.get("type") != "step":
-            continue
-        n = int(e.get("n", 0))
-        if upto_step is not None and n > upto_step:
-            break
-        cid = call_of_step.get(n)
-        if cid is not None and cid not in answered:
-            break
-        keep.add(n)
+    # read_trace pairs steps with results and stops at the first call left unanswered.
+    keep = {int(step["n"]) for step, _ in read_trace(evs).steps if upto_step is None or int(step["n"]) <= upto_step}
+    call_step = {str(e.get("id")): int(e.get("step", 0)) for e in evs if e.get("type") == "call"}
     out = []
     for e in evs:
         kind = e.get("type")

@@ -78,6 +78,7 @@ class WebToolbox:
         self.settings = settings
         self.summarise = summarise
         self.zoom_enabled = zoom
+        self._sources: dict[str, Any] = {}  # image id -> opened Source: read and hashed once a session
 
     async def call(self, tool: str, args: dict[str, Any]) -> ToolOutcome:
         handlers = {"search": self.search, "visit": self.visit, "crop_and_search": self.crop_and_search}
@@ -158,7 +159,10 @@ class WebToolbox:
         # Small regions are enlarged (LANCZOS) before reverse search, as the reference does (2x).
         opts = CropOptions(out_dir=self.settings.crop_dir or cache_dir() / "crops", units="1000", scales=[scale],
                            min_side=int(min(1024, max(64, 2 * short))), max_side=1024)
-        source = open_source(read_bytes(str(image.path)), str(image.path), 10**9)
+        source = self._sources.get(image.id)
+        if source is None:
+            # Checked against the pixel limit when the session loaded it.
+            source = self._sources[image.id] = open_source(read_bytes(str(image.path)), str(image.path), 10**9)
         [item] = list(make_crops(source, [tuple(box)], opts))
         if isinstance(item, BoxError):
             raise item

@@ -49,26 +49,10 @@ def normalise_url(url: str) -> str:
                            port=port, fragment=None))
 
 
-async def browse(
-    urls: Sequence[str],
-    *,
-    goal: str | None = None,
-    mode: str | Sequence[str] = "user",
-    summarise: Summariser | None = None,
-    max_chars: int | None = DEFAULT_MAX_CHARS,
-    cache: "Cache | None" = None,
-    client: "httpx.AsyncClient | None" = None,
-    allow_private: bool = False,
-    max_bytes: int = 5_000_000,
-    timeout: float | None = 20.0,
-    concurrency: int = 8,
-    retry: "RetryPolicy | None" = None,
-) -> list[Event]:
-    """Browse every URL; events in the order of `urls` (see `browse_iter` for the arguments)."""
+async def browse(urls: Sequence[str], **options: Any) -> list[Event]:
+    """Browse every URL; events in the order of `urls` (`options`: those of `browse_iter`)."""
     out: list[Event | None] = [None] * len(urls)
-    async for i, ev in browse_iter(urls, goal=goal, mode=mode, summarise=summarise, max_chars=max_chars,
-                                   cache=cache, client=client, allow_private=allow_private, max_bytes=max_bytes,
-                                   timeout=timeout, concurrency=concurrency, retry=retry):
+    async for i, ev in browse_iter(urls, **options):
         out[i] = ev
     return [ev for ev in out if ev is not None]
 
