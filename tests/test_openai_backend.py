@@ -25,8 +25,8 @@ from tests.web import web  # noqa: E402,F401  (the shared loopback server fixtur
 from tests.web.server import Response, WebServer  # noqa: E402
 from vdr_cli.models.base import IMAGE_MARKER, ImageInput, ModelSession, SamplingParams, Turn  # noqa: E402
 from vdr_cli.models.errors import ContextFullError, ModelError, NoVisionError  # noqa: E402
-from vdr_cli.models.openai_http import (OpenAIConnectError, OpenAIHTTPError, OpenAISession,  # noqa: E402
-                                        normalize_base_url)
+from vdr_cli.models.openai_http import OpenAIConnectError, OpenAIHTTPError, OpenAISession  # noqa: E402
+from vdr_cli.models.openai_wire import normalize_base_url  # noqa: E402
 from vdr_cli.net.client import RetryPolicy  # noqa: E402
 
 GREEDY = SamplingParams(temperature=0.0, max_tokens=24, seed=1)

@@ -54,9 +54,7 @@ def describe(spec: ModelSpec, session: ModelSession) -> dict[str, Any]:
     if spec.mmproj:
         out["mmproj"] = str(spec.mmproj)
     if spec.base_url:
-        # Never a user:password@ part or a query: traces are shared.
-        from urllib.parse import urlsplit
+        from vdr_cli.net.urls import public_url
 
-        parts = urlsplit(spec.base_url)
-        out["url"] = f"{parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}{parts.path}"
+        out["url"] = public_url(spec.base_url)  # traces are shared: no credentials, no query
     return out

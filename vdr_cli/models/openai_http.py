@@ -13,7 +13,6 @@ and have the key scrubbed from any server text they quote.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import logging
@@ -23,15 +22,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Literal, Sequence
-from urllib.parse import urlsplit
 
 import httpx
 
 from vdr_cli.net.client import RETRY_STATUSES, USER_AGENT, RetryPolicy, retry_after_seconds
+from vdr_cli.net.urls import public_url
 
-from .base import (IMAGE_MARKER, held_back, GenerationResult, ImageInput, ModelInfo, SamplingParams,
-                   SessionStats, TokenCallback, Turn)
-from .errors import ContextFullError, ModelError, NoVisionError
+from .base import GenerationResult, ModelInfo, SamplingParams, SessionStats, TokenCallback, Turn, held_back
+from .errors import ContextFullError, ModelError
+from .openai_wire import estimate_tokens, normalize_base_url, to_message
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +39,6 @@ GrammarField = Literal["grammar", "guided_grammar"]
 # Servers word "prompt too long" differently: vLLM/OpenAI "maximum context length",
 # llama-server "exceeds the available context size", OpenAI's code "context_length_exceeded".
 _CONTEXT_RE = re.compile(r"context[ _](length|size|window)|maximum context|exceeds? the (available )?context", re.I)
-_IMAGE_TOKENS_GUESS = 256  # only for the n_tokens estimate before the server reports usage
 _FINISH = {"length": "length", "stop": "stop", "eos": "stop"}
 
 
@@ -54,65 +52,6 @@ class OpenAIHTTPError(ModelError):
 
 class OpenAIConnectError(ModelError):
     """The server could not be reached, timed out, or broke off a stream."""
-
-
-def image_part(image: ImageInput) -> dict[str, Any]:
-    """One ``image_url`` content part: a base64 data URL, its MIME type sniffed from the bytes."""
-    from vdr_cli.tools.images import sniff_mime
-
-    data = image.read_bytes()
-    mime = sniff_mime(data)
-    if mime is None:
-        raise ModelError(f"image {image.id!r}: not JPEG, PNG, GIF, WebP or BMP")
-    return {"type": "image_url", "image_url": {"url": f"data:{mime};base64,{base64.b64encode(data).decode()}"}}
-
-
-def to_message(turn: Turn, vision: bool = True) -> dict[str, Any]:
-    """A Turn as a chat message. Tool turns become user turns, as the reference model was trained."""
-    role = "user" if turn.role == "tool" else turn.role
-    if not turn.images:
-        return {"role": role, "content": turn.text}
-    if not vision:
-        raise NoVisionError("this model server was declared without vision (has_vision=False)")
-    n_marks = turn.text.count(IMAGE_MARKER)
-    if n_marks and n_marks != len(turn.images):
-        raise ModelError(f"turn has {len(turn.images)} image(s) but {n_marks} image marker(s)")
-    # Without markers the images go first, where Qwen-VL's chat template puts them.
-    text = turn.text if n_marks else IMAGE_MARKER * len(turn.images) + turn.text
-    parts: list[dict[str, Any]] = []
-    for i, piece in enumerate(text.split(IMAGE_MARKER)):
-        if piece:
-            parts.append({"type": "text", "text": piece})
-        if i < len(turn.images):
-            parts.append(image_part(turn.images[i]))
-    return {"role": role, "content": parts}
-
-
-def estimate_tokens(messages: Sequence[dict[str, Any]]) -> int:
-    """Rough prompt size: ~4 characters a token, a few per message, a guess per image."""
-    total = 0
-    for m in messages:
-        content = m["content"]
-        parts = [{"type": "text", "text": content}] if isinstance(content, str) else content
-        total += 4 + sum(len(p["text"]) // 4 if p["type"] == "text" else _IMAGE_TOKENS_GUESS for p in parts)
-    return total
-
-
-def normalize_base_url(url: str) -> str:
-    """``http://h:8000``, ``http://h:8000/v1/`` or ``.../v1/chat/completions`` -> ``http://h:8000/v1``."""
-    url = url.strip().rstrip("/")
-    for suffix in ("/chat/completions", "/completions"):
-        if url.endswith(suffix):
-            url = url[: -len(suffix)]
-    return url if url.endswith("/v1") else url + "/v1"
-
-
-def _public(url: str) -> str:
-    # Messages name the endpoint without user:password@ or a query string.
-    p = urlsplit(url)
-    host = p.hostname or ""
-    host = f"[{host}]" if ":" in host else host
-    return f"{p.scheme}://{host}{f':{p.port}' if p.port else ''}{p.path}"
 
 
 @dataclass
@@ -145,7 +84,7 @@ class OpenAISession:
                  connect_timeout: float = 10.0, retry: RetryPolicy | None = None) -> None:
         self.model = model
         self.base_url = normalize_base_url(base_url)
-        self.endpoint = _public(self.base_url + "/chat/completions")
+        self.endpoint = public_url(self.base_url + "/chat/completions")
         self.grammar_field = grammar_field
         self.llama_params = llama_params
         self.extra_body = dict(extra_body or {})
@@ -166,14 +105,14 @@ class OpenAISession:
 
     def __repr__(self) -> str:
         key = "'***'" if self._api_key else "None"
-        return f"OpenAISession(model={self.model!r}, base_url={_public(self.base_url)!r}, api_key={key})"
+        return f"OpenAISession(model={self.model!r}, base_url={public_url(self.base_url)!r}, api_key={key})"
 
     # -- protocol properties ----------------------------------------------------------
     @property
     def info(self) -> ModelInfo:
         self._probe()
         return ModelInfo(name=self.model or "default", backend="openai", n_ctx=self.n_ctx,
-                         has_vision=self._vision, extra={"url": _public(self.base_url)})
+                         has_vision=self._vision, extra={"url": public_url(self.base_url)})
 
     @property
     def n_ctx(self) -> int:

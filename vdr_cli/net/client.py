@@ -19,6 +19,7 @@ import httpx
 
 from vdr_cli import __version__
 from vdr_cli.net.errors import ConnectFailed, HttpStatusError, RateLimited
+from vdr_cli.net.urls import public_url
 
 USER_AGENT = f"Mozilla/5.0 (compatible; vdr/{__version__}; +https://pypi.org/project/vdr-cli/)"
 RETRY_STATUSES = {429, 500, 502, 503, 504}
@@ -84,13 +85,6 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _redact(url: str) -> str:
-    # Provider URLs may carry keys as query parameters (SerpApi's api_key):
-    # messages name the endpoint, never the query.
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
-
-
 async def request(
     client: httpx.AsyncClient,
     method: str,
@@ -121,13 +115,13 @@ async def request(
                 await asyncio.sleep(retry.delay(attempt, None))
                 continue
             kind = "timed out" if isinstance(exc, httpx.TimeoutException) else f"connection failed ({type(exc).__name__})"
-            raise ConnectFailed(f"{_redact(url)}: {kind}", url=_redact(url)) from None
+            raise ConnectFailed(f"{public_url(url)}: {kind}", url=public_url(url)) from None
         if response.status_code in RETRY_STATUSES and attempt + 1 < retry.attempts:
             await asyncio.sleep(retry.delay(attempt, retry_after_seconds(response.headers.get("Retry-After"))))
             continue
         if raise_for_status and response.status_code >= 400:
             cls = RateLimited if response.status_code == 429 else HttpStatusError
             reason = response.reason_phrase or ""
-            raise cls(f"{_redact(url)}: HTTP {response.status_code} {reason}".rstrip(), url=_redact(url), status=response.status_code)
+            raise cls(f"{public_url(url)}: HTTP {response.status_code} {reason}".rstrip(), url=public_url(url), status=response.status_code)
         return response
-    raise ConnectFailed(f"{_redact(url)}: failed after {retry.attempts} tries ({last})", url=_redact(url))  # pragma: no cover
+    raise ConnectFailed(f"{public_url(url)}: failed after {retry.attempts} tries ({last})", url=public_url(url))  # pragma: no cover
