@@ -10,7 +10,8 @@ import pytest
 
 from vdr_cli.net.client import RetryPolicy
 from vdr_cli.net.errors import BlockedUrl, ConnectFailed, HttpStatusError, RateLimited, TooLarge, Unsupported
-from vdr_cli.net.fetch import WITH_IMAGES, FetchResult, RedirectError, charset_name, decode_body, fetch
+from vdr_cli.net.charset import charset_name, decode_body
+from vdr_cli.net.fetch import WITH_IMAGES, FetchResult, RedirectError, fetch
 from vdr_cli.net.policy import UrlPolicy
 from web import dead_url, web  # noqa: F401
 from web.server import gzip_bomb

@@ -19,7 +19,9 @@ from typing import Any
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from .extract_meta import absolute, detect_challenge, page_meta, sniff_encoding
+from vdr_cli.net.charset import sniff_encoding
+
+from .extract_meta import absolute, detect_challenge, page_meta
 from .extract_render import Rendered, is_data_table, render
 from .extract_score import (
     MAYBE_OK,

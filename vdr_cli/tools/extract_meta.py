@@ -6,47 +6,18 @@ so each module stays small.
 
 from __future__ import annotations
 
-import codecs
 import re
 from functools import lru_cache
 from urllib.parse import urljoin
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-_BOMS = (
-    (codecs.BOM_UTF8, "utf-8"),
-    (codecs.BOM_UTF32_LE, "utf-32-le"),  # before UTF-16 LE: its BOM starts the same way
-    (codecs.BOM_UTF32_BE, "utf-32-be"),
-    (codecs.BOM_UTF16_LE, "utf-16-le"),
-    (codecs.BOM_UTF16_BE, "utf-16-be"),
-)
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
-
-
-def sniff_encoding(data: bytes) -> tuple[str | None, int]:
-    """Return (codec name or None if undeclared, BOM length) from a BOM or a <meta> charset."""
-    for bom, enc in _BOMS:
-        if data.startswith(bom):
-            return enc, len(bom)
-    m = _META_CHARSET.search(data[:4096])
-    if m:
-        name = m.group(1).decode("ascii", "replace").lower()
-        # Browsers treat a declared latin-1 as windows-1252; so do we (it is a superset).
-        if name in ("iso-8859-1", "latin-1", "latin1", "us-ascii", "ascii"):
-            name = "cp1252"
-        try:
-            name = codecs.lookup(name).name
-        except LookupError:
-            return None, 0
-        if not name.startswith("utf-16"):  # a meta tag readable as ASCII can't be UTF-16
-            return name, 0
-    return None, 0
+from vdr_cli.net.charset import decode_body
 
 
 def decode_html(data: bytes) -> str:
-    """Decode page bytes: BOM first, then a <meta> charset, else UTF-8 with replacement."""
-    enc, skip = sniff_encoding(data)
-    return data[skip:].decode(enc or "utf-8", errors="replace")
+    """Decode page bytes as a browser would (see net/charset.py)."""
+    return decode_body(data)[0]
 
 
 @lru_cache(maxsize=8192)
