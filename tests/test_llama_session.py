@@ -23,7 +23,8 @@ PIL_Image = pytest.importorskip("PIL.Image")
 from vdr_cli.models.base import ImageInput, ModelSession, SamplingParams, Turn  # noqa: E402
 from vdr_cli.models.errors import (ContextFullError, ModelError, ModelLoadError,  # noqa: E402
                                    NoVisionError)
-from vdr_cli.models.llama_session import LlamaSession, render_turn  # noqa: E402
+from vdr_cli.models.chat_template import render_turn  # noqa: E402
+from vdr_cli.models.llama_session import LlamaSession  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures" / "gguf"
 GREEDY = SamplingParams(temperature=0, max_tokens=24)

@@ -16,7 +16,8 @@ import datetime as _dt
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .errors import ModelLoadError
+from .base import IMAGE_MARKER, Turn
+from .errors import ModelError, ModelLoadError
 
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
 SENTINEL = "\u27e6vdr-sentinel\u27e7"
@@ -131,3 +132,16 @@ def _split(text: str, what: str) -> tuple[str, str]:
                              hint="register the model with a ChatML template: vdr model add NAME --gguf F --chat-template @chatml.jinja")
     pre, post = text.split(SENTINEL, 1)
     return pre, post
+
+
+def turn_content(turn: Turn, marker: str = IMAGE_MARKER) -> str:
+    """A turn's content with its images' markers: where IMAGE_MARKER is, else before the text."""
+    n_marks = turn.text.count(IMAGE_MARKER)
+    if n_marks and n_marks != len(turn.images):
+        raise ModelError(f"turn has {len(turn.images)} image(s) but {n_marks} image marker(s)")
+    return turn.text.replace(IMAGE_MARKER, marker) if n_marks else marker * len(turn.images) + turn.text
+
+
+def render_turn(turn: Turn, marker: str = IMAGE_MARKER) -> str:
+    """ChatML text of one turn (the reference model's format)."""
+    return chatml().turn(turn.role, turn_content(turn, marker))

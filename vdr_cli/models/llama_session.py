@@ -23,10 +23,9 @@ from typing import Any, Sequence
 from . import llama_mtmd as glue
 from .base import (IMAGE_MARKER, held_back, GenerationResult, ImageInput, ModelInfo, SamplingParams,
                    SessionStats, TokenCallback, Turn)
-from .chat_template import from_source
+from .chat_template import from_source, turn_content
 from .errors import ContextFullError, ModelError, NoVisionError
 
-IM_START, IM_END = "<|im_start|>", "<|im_end|>"
 _GEN_RESERVE = 8  # room kept by append() so that an assistant turn can still start
 
 
@@ -49,19 +48,6 @@ class _Gen:
     stop: str | None
     eval_ms: float
     sample_ms: float
-
-
-def turn_content(turn: Turn, marker: str = IMAGE_MARKER) -> str:
-    """A turn's content with its images' markers: where IMAGE_MARKER is, else before the text."""
-    n_marks = turn.text.count(IMAGE_MARKER)
-    if n_marks and n_marks != len(turn.images):
-        raise ModelError(f"turn has {len(turn.images)} image(s) but {n_marks} image marker(s)")
-    return turn.text.replace(IMAGE_MARKER, marker) if n_marks else marker * len(turn.images) + turn.text
-
-
-def render_turn(turn: Turn, marker: str = IMAGE_MARKER) -> str:
-    """ChatML text of one turn (the reference model's format)."""
-    return f"{IM_START}{turn.role}\n{turn_content(turn, marker)}{IM_END}\n"
 
 
 class LlamaSession:

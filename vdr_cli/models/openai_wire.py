@@ -9,6 +9,7 @@ import base64
 from typing import Any, Sequence
 
 from .base import IMAGE_MARKER, ImageInput, Turn
+from .chat_template import turn_content
 from .errors import ModelError, NoVisionError
 
 _IMAGE_TOKENS_GUESS = 256  # only for the n_tokens estimate before the server reports usage
@@ -32,11 +33,7 @@ def to_message(turn: Turn, vision: bool = True) -> dict[str, Any]:
         return {"role": role, "content": turn.text}
     if not vision:
         raise NoVisionError("this model server was declared without vision (has_vision=False)")
-    n_marks = turn.text.count(IMAGE_MARKER)
-    if n_marks and n_marks != len(turn.images):
-        raise ModelError(f"turn has {len(turn.images)} image(s) but {n_marks} image marker(s)")
-    # Without markers the images go first, where Qwen-VL's chat template puts them.
-    text = turn.text if n_marks else IMAGE_MARKER * len(turn.images) + turn.text
+    text = turn_content(turn)  # images where their markers are, else first (as Qwen-VL's template puts them)
     parts: list[dict[str, Any]] = []
     for i, piece in enumerate(text.split(IMAGE_MARKER)):
         if piece:
