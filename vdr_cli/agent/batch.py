@@ -98,7 +98,7 @@ def fetch_image(spec: str, folder: Path) -> str:
 
 
 def run_batch(req: Any) -> int:
-    from vdr_cli.cli.output import stdout_writer
+    from vdr_cli.render.output import stdout_writer
 
     if req.args:
         raise UsageError("--batch takes its questions from the file, not from arguments")
@@ -135,7 +135,7 @@ def run_items(items: list[dict[str, Any]], req: Any, out_dir: Path, on_done: Cal
     session (it writes its "interrupted" end) and then the caller.
     """
     from vdr_cli.agent.runner import run_ask, settings
-    from vdr_cli.cli.failures import say
+    from vdr_cli.render.output import say
     from vdr_cli.models.spec import parse_spec
     from vdr_cli.paths import cache_dir
 
@@ -200,13 +200,13 @@ class ProgressBar:
     """A progress bar on stderr when it is a terminal."""
 
     def __init__(self, total: int, label: str) -> None:
-        from vdr_cli.cli.output import stderr_is_terminal
+        from vdr_cli.render.output import stderr_is_terminal
 
         self.bar = None
         if stderr_is_terminal():
             from rich.progress import Progress
 
-            from vdr_cli.cli.output import stderr_console
+            from vdr_cli.render.output import stderr_console
 
             self.bar = Progress(console=stderr_console())
             self.bar.start()

@@ -199,7 +199,7 @@ def trace_info(path: Path) -> dict[str, Any]:
 
 def run_eval(req: EvalRequest, on_result: Callable[[dict[str, Any]], None]) -> EvalOutcome:
     from vdr_cli.agent.batch import ProgressBar, run_items
-    from vdr_cli.cli.failures import say
+    from vdr_cli.render.output import say
     from vdr_cli.trace.jsonl import JsonlWriter
 
     if req.limit is not None and req.limit < 1:

@@ -162,7 +162,7 @@ def loop_config(req: AskRequest, model_name: str, tools: list[str], on_token: Ca
 
 
 def live_view(req: AskRequest):
-    from vdr_cli.cli.output import stderr_console, stderr_is_terminal
+    from vdr_cli.render.output import stderr_console, stderr_is_terminal
 
     if not stderr_is_terminal():
         return None
@@ -188,8 +188,7 @@ def run_ask(req: AskRequest, quiet: bool = False) -> int:
 
 def _fresh(req: AskRequest, image_args: list[str], question: str, quiet: bool = False) -> int:
     from vdr_cli.agent.session import DEFAULT_TOOLS, SessionSpec, load_images, run_session
-    from vdr_cli.cli.failures import say
-    from vdr_cli.cli.output import json_mode
+    from vdr_cli.render.output import json_mode, say
     from vdr_cli.models.loader import describe
 
     conf = settings(req)
@@ -220,14 +219,14 @@ def _fresh(req: AskRequest, image_args: list[str], question: str, quiet: bool = 
 
 def _finish(as_json: bool, answer: str | None, reason: str) -> int:
     if not as_json and answer:
-        from vdr_cli.cli.output import print_line
+        from vdr_cli.render.output import print_line
 
         print_line(answer)
     if reason in ("answer", "max_steps", "context_full") and answer:
         return ExitStatus.OK
     if reason == "interrupted":
         return ExitStatus.INTERRUPTED
-    from vdr_cli.cli.failures import say
+    from vdr_cli.render.output import say
 
     say("ask", "error", f"the session ended without an answer ({reason})")
     return ExitStatus.ERROR
@@ -235,8 +234,7 @@ def _finish(as_json: bool, answer: str | None, reason: str) -> int:
 
 def _resume(req: AskRequest) -> int:
     from vdr_cli.agent.session import kept_events, read_trace, resume_session, spec_from_header
-    from vdr_cli.cli.failures import say
-    from vdr_cli.cli.output import json_mode
+    from vdr_cli.render.output import json_mode, say
     from vdr_cli.trace.jsonl import LineError, iter_lines
 
     path = req.resume

@@ -8,9 +8,9 @@ from typing import Any, List, Optional
 import typer
 
 from vdr_cli.cli.docs import epilog
-from vdr_cli.cli.output import RecordSink
-from vdr_cli.cli.failures import reports, say
+from vdr_cli.cli.failures import reports
 from vdr_cli.errors import UsageError
+from vdr_cli.render.output import RecordSink, say
 
 HELP = """\
 Fetch web pages, extract their main text and, with --goal, summarise them.
@@ -52,7 +52,7 @@ def browse_command(
 
     from vdr_cli import config as config_mod
     from vdr_cli.cache import open_cache
-    from vdr_cli.cli.output import json_mode
+    from vdr_cli.render.output import json_mode
 
     cfg = config_mod.current()
     sink = _Sink(json_mode(json_out))
@@ -164,7 +164,7 @@ class _Sink(RecordSink):
             self._render(ev)
 
     def _render(self, ev: dict[str, Any]) -> None:
-        from vdr_cli.cli.output import print_line
+        from vdr_cli.render.output import print_line
 
         title = ev.get("title") or "(untitled)"
         where = ev["url"] if ev.get("final_url") in (None, ev["url"]) else f"{ev['url']} -> {ev['final_url']}"

@@ -38,7 +38,7 @@ def stats_command(
     json_out: bool = typer.Option(False, "--json", "-j", help="Write one JSON object even on a terminal."),
 ) -> None:
     from vdr_cli.cache import Cache
-    from vdr_cli.cli.output import json_mode, print_line, stdout_writer
+    from vdr_cli.render.output import json_mode, print_line, stdout_writer
 
     stats = Cache().stats()
     stats.pop("hits"), stats.pop("misses")  # this process made none: noise here
@@ -57,7 +57,7 @@ def clear_command(
     namespace: Optional[str] = typer.Option(None, "--namespace", "-n", help="Only this namespace (see `vdr cache stats`).", show_default=False),
 ) -> None:
     from vdr_cli.cache import Cache
-    from vdr_cli.cli.failures import say
+    from vdr_cli.render.output import say
 
     n = Cache().clear(namespace)
     say("cache", "info", f"removed {n} entr{'y' if n == 1 else 'ies'}")

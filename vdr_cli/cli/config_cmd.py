@@ -7,7 +7,8 @@ from typing import Optional
 import typer
 
 from vdr_cli.cli.docs import epilog
-from vdr_cli.cli.failures import reports, say
+from vdr_cli.cli.failures import reports
+from vdr_cli.render.output import say
 
 HELP = """\
 Read and write settings.
@@ -50,7 +51,7 @@ def list_command(
     json_out: bool = typer.Option(False, "--json", "-j", help="Write JSON Lines even on a terminal."),
 ) -> None:
     from vdr_cli import config
-    from vdr_cli.cli.output import json_mode, print_line, stdout_writer
+    from vdr_cli.render.output import json_mode, print_line, stdout_writer
     from vdr_cli.settings import SETTINGS
 
     cfg = config.current()

@@ -9,9 +9,9 @@ from typing import Any, List, Optional
 import typer
 
 from vdr_cli.cli.docs import epilog
-from vdr_cli.cli.output import RecordSink
-from vdr_cli.cli.failures import reports, say
+from vdr_cli.cli.failures import reports
 from vdr_cli.errors import InputError, UsageError
+from vdr_cli.render.output import RecordSink, say
 
 HELP = """\
 Cut regions of an image into files, one "crop" event per file.
@@ -58,7 +58,7 @@ def crop_command(
     json_out: bool = typer.Option(False, "--json", "-j", help="Write JSON Lines even on a terminal."),
 ) -> int:
     from vdr_cli import config as config_mod
-    from vdr_cli.cli.output import json_mode
+    from vdr_cli.render.output import json_mode
     from vdr_cli.paths import cache_dir
     from vdr_cli.tools.crop import CropOptions, parse_box
 
@@ -108,7 +108,7 @@ class _Sink(RecordSink):
         if self.writer:
             self.writer.write(ev)
         else:
-            from vdr_cli.cli.output import print_line
+            from vdr_cli.render.output import print_line
 
             b = ev["box"]
             print_line(f"{ev['path']}  {ev['width']}×{ev['height']}  box {b[0]},{b[1]},{b[2]},{b[3]}  scale {ev['scale']:g}")

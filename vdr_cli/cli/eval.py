@@ -69,7 +69,7 @@ def eval_command(
 ) -> int:
     from vdr_cli.agent.evaluate import EvalRequest, run_eval
     from vdr_cli.agent.runner import AskRequest
-    from vdr_cli.cli.output import json_mode
+    from vdr_cli.render.output import json_mode
     from vdr_cli.errors import ExitStatus, UsageError
 
     if output is None:
@@ -94,7 +94,7 @@ def eval_command(
 
 
 def _result_printer(as_json: bool):
-    from vdr_cli.cli.output import print_line, stdout_writer
+    from vdr_cli.render.output import print_line, stdout_writer
 
     writer = stdout_writer()
 
@@ -119,7 +119,7 @@ def _interrupted(output: Path, parallel: int) -> None:
     import os
     import sys
 
-    from vdr_cli.cli.failures import say
+    from vdr_cli.render.output import say
 
     say("eval", "info", f"judged items are kept in {output / 'results.jsonl'}; run the same command again to go on")
     if parallel > 1:
@@ -135,7 +135,7 @@ def _interrupted(output: Path, parallel: int) -> None:
 
 def print_report(metrics: dict[str, Any]) -> None:
     """The summary table on stderr: rich on a terminal, plain text otherwise."""
-    from vdr_cli.cli.output import stderr_console, stderr_is_terminal
+    from vdr_cli.render.output import stderr_console, stderr_is_terminal
 
     rows = report_rows(metrics)
     if stderr_is_terminal():

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import typer
 
 from vdr_cli.errors import ExitStatus, VdrError
+from vdr_cli.render.output import say
 from vdr_cli.trace.jsonl import PipeClosed
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -25,24 +26,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def debug_enabled() -> bool:
     return os.environ.get("VDR_DEBUG", "") not in ("", "0")
-
-
-def _paint(text: str, code: str) -> str:
-    if os.environ.get("NO_COLOR") or not sys.stderr.isatty():
-        return text
-    return f"\x1b[{code}m{text}\x1b[0m"
-
-
-def say(command: str, level: str, message: str) -> None:
-    """One diagnostic line on stderr: `vdr crop: warning: …`."""
-    color = {"error": "31;1", "warning": "33", "hint": "36", "info": "32"}.get(level, "0")
-    prefix = f"vdr {command}: " if command else "vdr: "
-    first_line = " ".join(str(message).split("\n")[0].split()) if message else ""
-    try:
-        sys.stderr.write(f"{prefix}{_paint(level + ':', color)} {first_line}\n")
-        sys.stderr.flush()
-    except (BrokenPipeError, ValueError):
-        pass
 
 
 def report(command: str, exc: VdrError) -> None:

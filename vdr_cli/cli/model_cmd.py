@@ -9,7 +9,8 @@ from typing import Optional
 import typer
 
 from vdr_cli.cli.docs import epilog
-from vdr_cli.cli.failures import reports, say
+from vdr_cli.cli.failures import reports
+from vdr_cli.render.output import say
 
 HELP = """\
 Manage local models.
@@ -35,7 +36,7 @@ def register(app: typer.Typer) -> None:
 
 @reports("model")
 def list_command(json_out: bool = typer.Option(False, "--json", "-j", help="Write JSON Lines even on a terminal.")) -> None:
-    from vdr_cli.cli.output import json_mode, print_line, stdout_writer
+    from vdr_cli.render.output import json_mode, print_line, stdout_writer
     from vdr_cli.models.catalog import CATALOG
     from vdr_cli.models.registry import Registry
 
@@ -97,7 +98,7 @@ def info_command(
     model: str = typer.Argument(..., help="Registered name or .gguf path."),
     json_out: bool = typer.Option(False, "--json", "-j", help="Write JSON even on a terminal."),
 ) -> None:
-    from vdr_cli.cli.output import json_mode, print_line, stdout_writer
+    from vdr_cli.render.output import json_mode, print_line, stdout_writer
     from vdr_cli.models.gguf_header import summary
     from vdr_cli.models.spec import parse_spec
 
@@ -182,13 +183,13 @@ class _progress:
         self.bar = None
 
     def __enter__(self):
-        from vdr_cli.cli.output import stderr_is_terminal
+        from vdr_cli.render.output import stderr_is_terminal
 
         if not stderr_is_terminal():
             return None
         from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-        from vdr_cli.cli.output import stderr_console
+        from vdr_cli.render.output import stderr_console
 
         self.bar = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                             console=stderr_console(), transient=False)

@@ -13,7 +13,8 @@ from typing import Optional
 import typer
 
 from vdr_cli.cli.docs import epilog
-from vdr_cli.cli.failures import reports, say
+from vdr_cli.cli.failures import reports
+from vdr_cli.render.output import say
 from vdr_cli.errors import ExitStatus, UsageError
 
 HELP = """\
@@ -108,7 +109,7 @@ def replay_command(
 
 
 def _piped() -> bool:
-    from vdr_cli.cli.output import json_mode
+    from vdr_cli.render.output import json_mode
 
     return json_mode(False)
 
@@ -152,7 +153,7 @@ def _render_text(tf, width: Optional[int], full: bool) -> int:
     import shutil
     import sys
 
-    from vdr_cli.cli.output import print_line
+    from vdr_cli.render.output import print_line
     from vdr_cli.render.timeline import render_text
 
     events, bad = _events(tf)
@@ -221,7 +222,7 @@ def _check(tf, allow_incomplete: bool) -> int:
 
 
 def _list(as_json: bool) -> int:
-    from vdr_cli.cli.output import print_line, stdout_writer
+    from vdr_cli.render.output import print_line, stdout_writer
     from vdr_cli.render.timeline import when
     from vdr_cli.trace.catalog import list_traces, traces_dir
 
@@ -251,7 +252,7 @@ def _import(fmt: str, source: Optional[str], out_dir: Optional[Path], as_json: b
     if out_dir is None:
         raise UsageError("--from needs -o DIR for the converted traces")
     from vdr_cli.agent.turns import parse_turn
-    from vdr_cli.cli.output import print_line, stdout_writer
+    from vdr_cli.render.output import print_line, stdout_writer
     from vdr_cli.trace.catalog import open_trace
     from vdr_cli.trace.reference import import_episodes
 

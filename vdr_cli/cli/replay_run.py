@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from vdr_cli.cli.failures import say
+from vdr_cli.render.output import say
 from vdr_cli.errors import ExitStatus, InputError, UsageError
 
 
@@ -76,7 +76,7 @@ def run_again(name: str, *, rerun: bool, live_model: Optional[str], from_step: O
 
 
 def _print(rows: list[dict], as_json: bool) -> None:
-    from vdr_cli.cli.output import print_line, stdout_writer
+    from vdr_cli.render.output import print_line, stdout_writer
 
     if as_json:
         stdout_writer().write_all(rows)

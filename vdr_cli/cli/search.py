@@ -8,9 +8,9 @@ from typing import Any, List, Optional
 import typer
 
 from vdr_cli.cli.docs import epilog
-from vdr_cli.cli.output import RecordSink
-from vdr_cli.cli.failures import reports, say
+from vdr_cli.cli.failures import reports
 from vdr_cli.errors import InputError, UsageError
+from vdr_cli.render.output import RecordSink, say
 
 HELP = """\
 Search the web; one "hit" event per result (query, rank, title, url, snippet,
@@ -58,7 +58,7 @@ def search_command(
     import asyncio
 
     from vdr_cli import config as config_mod
-    from vdr_cli.cli.output import json_mode
+    from vdr_cli.render.output import json_mode
     from vdr_cli.tools.search.base import get_provider, providers_that
 
     cfg = config_mod.current()
@@ -193,7 +193,7 @@ class _Sink(RecordSink):
         if self.writer:
             self.writer.write_all(h.to_event() for h in result.hits)
             return
-        from vdr_cli.cli.output import print_line
+        from vdr_cli.render.output import print_line
 
         if self.shown:
             print_line("")

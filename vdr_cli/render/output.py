@@ -1,5 +1,8 @@
 """Where output goes: records on stdout, people's text on stderr.
 
+A shared service (below the commands and the agent), so a session runner
+writes the same way a command does.
+
 When stdout is a terminal a command renders for people; when it is piped it
 writes JSON Lines; `--json` forces JSON Lines.  Records never pass through
 rich.
@@ -7,10 +10,29 @@ rich.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
 from vdr_cli.trace.jsonl import JsonlWriter, PipeClosed
+
+
+def _paint(text: str, code: str) -> str:
+    if os.environ.get("NO_COLOR") or not sys.stderr.isatty():
+        return text
+    return f"\x1b[{code}m{text}\x1b[0m"
+
+
+def say(command: str, level: str, message: str) -> None:
+    """One diagnostic line on stderr: `vdr crop: warning: …`."""
+    color = {"error": "31;1", "warning": "33", "hint": "36", "info": "32"}.get(level, "0")
+    prefix = f"vdr {command}: " if command else "vdr: "
+    first_line = " ".join(str(message).split("\n")[0].split()) if message else ""
+    try:
+        sys.stderr.write(f"{prefix}{_paint(level + ':', color)} {first_line}\n")
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):
+        pass
 
 
 def json_mode(flag: bool) -> bool:
@@ -59,8 +81,6 @@ class RecordSink:
 
     def fail(self, message: str, where: str, hint: str | None = None, ev: dict[str, Any] | None = None) -> None:
         """One input failed: a line on stderr, and an `error` event in JSONL mode."""
-        from vdr_cli.cli.failures import say
-
         self.failed += 1
         say(self.command, "error", message)
         if hint:
