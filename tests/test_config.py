@@ -88,7 +88,7 @@ def test_cli_set_get_path_list_unset(vdr, vdr_home):
     assert '"key":"search.provider","value":"brave","source":"env"' in env_rows
     assert vdr("config", "get", "keys.brave", "--reveal").stdout == b"BSA-abcdefgh-9876\n"
     assert vdr("config", "unset", "search.provider").returncode == 0
-    assert vdr("config", "get", "search.provider").stdout == b"duckduckgo\n"
+    assert vdr("config", "get", "search.provider").stdout == b"duckduckgo,brave-web,mojeek\n"
     assert vdr("config", "path", "cache").stdout.decode().strip() == str(vdr_home / "cache")
 
 

@@ -23,7 +23,8 @@ if str(ROOT) not in sys.path:
 
 from tests.web.server import Request, Response, WebServer  # noqa: E402
 from vdr_cli.tools.search import Hit, reverse_search, run_queries, search_many  # noqa: E402
-from vdr_cli.tools.search.duckduckgo import parse_results, unwrap  # noqa: E402
+from tests.web.engines import install_engines  # noqa: E402
+from vdr_cli.tools.search.web_engines import unwrap  # noqa: E402
 from vdr_cli.trace.schema import validate_event  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "providers"
@@ -100,12 +101,14 @@ def install_providers(web: WebServer) -> None:
 @pytest.fixture
 def web():
     with WebServer() as server:
+        server.engines = install_engines(server)  # every keyless engine on loopback too
         install_providers(server)
         yield server
 
 
 def provider_env(web: WebServer, **extra: str) -> dict[str, str]:
     env = {
+        **web.engines.env(),
         "VDR_SEARCH_SEARXNG_URL": web.url("/searxng"),
         "VDR_SEARCH_DDG_URL": web.url("/ddg/html/"),
         "VDR_SEARCH_SERPER_URL": web.url("/serper"),
@@ -203,12 +206,17 @@ def test_duckduckgo_unwraps_redirects_skips_ads_and_dedupes(env, web):
     assert not any("y.js" in h.url or "duckduckgo.com" in h.url for h in hits)
     [req] = requests_to(web, "/ddg")
     assert req.method == "POST" and b"q=eiffel+tower" in req.body
+    assert "python-httpx" not in req.headers.get("user-agent", "")  # ddgs's browser-like client, not a bare HTTP library
 
 
 def test_duckduckgo_helpers():
+    from vdr_cli.tools.search.web_engines import DuckDuckGo
+
     assert unwrap("//duckduckgo.com/l/?uddg=https%3A%2F%2Fa.example%2Fx%3Fy%3D1&rut=z") == "https://a.example/x?y=1"
     assert unwrap("https://b.example/") == "https://b.example/"
-    assert parse_results(fixture("ddg_no_results.html"), "zzqxv") == []
+    page = '<a class="result__a" href="//duckduckgo.com/l/?uddg=https%3A%2F%2Fa.example%2Fx%3Fy%3D1%26z%3D2&amp;rut=q">'
+    # Still percent-encoded for ddgs, which unquotes every href once.
+    assert DuckDuckGo().pre_process_html(page) == '<a class="result__a" href="https%3A%2F%2Fa.example%2Fx%3Fy%3D1%26z%3D2">'
 
 
 @pytest.mark.parametrize("status,page", [(202, "ddg_anomaly.html"), (200, "ddg_anomaly.html"), (403, "ddg_no_results.html"), (418, "ddg_no_results.html")])
@@ -216,7 +224,7 @@ def test_duckduckgo_anomaly_pages_are_errors_not_empty_results(env, web, status,
     web.add_route("POST", "/ddg/html/", lambda r: Response(status, fixture(page)))
     [err] = errors_of(asyncio.run(search_many(["eiffel tower"], provider="duckduckgo", cache=False)))
     assert "duckduckgo" in err["message"] and f"HTTP {status}" in err["message"]
-    assert "another --provider" in err["hint"]
+    assert "search.provider" in err["hint"]
 
 
 def test_duckduckgo_no_results_is_empty_not_error(env, web):
@@ -475,26 +483,28 @@ def test_keys_never_appear_in_output(vdr, web, photo):
 
 def test_crop_pipe_into_reverse_search(web, photo):
     env = {**os.environ, **provider_env(web, VDR_SERPAPI_KEY=SERPAPI_KEY)}
-    crop = subprocess.Popen([sys.executable, "-m", "vdr_cli", "crop", str(photo), "--box", "0,0,32,48", "--box", "32,0,64,48"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    crop = subprocess.run([sys.executable, "-m", "vdr_cli", "crop", str(photo), "--box", "0,0,32,48", "--box", "32,0,64,48"],
+                          capture_output=True, env=env, timeout=60)
+    assert crop.returncode == 0, crop.stderr
     search = subprocess.run([sys.executable, "-m", "vdr_cli", "search", "--image", "-", "--provider", "serpapi", "-n", "2"],
-                            stdin=crop.stdout, capture_output=True, env=env, timeout=60)
-    crop.stdout.close()
-    assert crop.wait(timeout=30) == 0
+                            input=crop.stdout, capture_output=True, env=env, timeout=60)
     assert search.returncode == 0, search.stderr
     recs = records(search)
     assert [r["type"] for r in recs] == ["hit"] * 4
-    crops = sorted({r["query"] for r in recs})
-    assert len(crops) == 2 and all(c.endswith(".png") for c in crops)  # one reverse search per crop event
+    # One reverse search per crop event, each hit naming its crop by image and box, not by the crop's cache path.
+    assert sorted({r["query"] for r in recs}) == ["photo.png [0,0,32,48]", "photo.png [32,0,64,48]"]
+    assert {(r["image_id"], tuple(r["box"])) for r in recs} == {("photo.png", (0, 0, 32, 48)), ("photo.png", (32, 0, 64, 48))}
+    paths = [json.loads(line)["path"] for line in crop.stdout.decode().splitlines()]
+    assert not any(p in json.dumps(recs) for p in paths)
     uploads = requests_to(web, "/serpapi/image")
     assert len(uploads) == 2
     bodies = b"".join(u.body for u in uploads)
-    assert all(Path(c).read_bytes() in bodies for c in crops)
+    assert all(Path(p).read_bytes() in bodies for p in paths)
 
 
 def test_cli_describe_reads_image_bytes_from_stdin(vdr, web, photo):
     env = provider_env(web, VDR_SEARCH_PROVIDER="searxng")
-    result = vdr("search", "--image", "-", "--describe", "red and blue flag", "-n", "3", input=photo.read_bytes(), env=env)
+    result = vdr("search", "--image", "-", "--provider", "describe", "--describe", "red and blue flag", "-n", "3", input=photo.read_bytes(), env=env)
     assert result.returncode == 0, result.stderr
     recs = records(result)
     assert len(recs) == 3 and all(r["query"] == "<stdin>" and r["provider"].startswith("describe/") for r in recs)

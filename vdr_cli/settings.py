@@ -35,13 +35,22 @@ SETTINGS: dict[str, Setting] = {
         Setting("model.n_gpu_layers", int, -1, "layers offloaded to the GPU (-1: all the build supports, 0: CPU only)"),
         Setting("model.hub_url", str, "https://huggingface.co", "model hub that `vdr model pull` downloads from", env="VDR_HUB_URL"),
         Setting("model.threads", int, 0, "CPU threads for in-process models (0: automatic)"),
-        Setting("search.provider", str, "duckduckgo", "text search provider: duckduckgo, searxng, serper, brave, serpapi"),
-        Setting("search.image_provider", str, "describe", "reverse image provider: serpapi, serper, describe (keyless, no upload)"),
+        # Lists are fallback orders: the next engine is tried when one fails, blocks or rate-limits.
+        Setting("search.provider", str, "duckduckgo,brave-web,mojeek",
+                "text search providers, tried in order: duckduckgo, brave-web, mojeek (keyless), searxng, serper, brave, serpapi"),
+        Setting("search.image_provider", str, "bing,yandex,lens,describe",
+                "reverse image search engines, tried in order: bing, yandex, lens (keyless: the file goes to that engine only), "
+                "serpapi, serper; describe (offline fallback: a text search for a description, not a reverse image search)"),
         Setting("search.searxng_url", str, "http://127.0.0.1:8888", "base URL of a SearXNG instance with JSON output enabled"),
         Setting("search.results", int, 10, "results kept per query"),
         # Every provider base URL is a setting: self-hosted mirrors, proxies and
         # tests (a loopback server) point them elsewhere.
         Setting("search.ddg_url", str, "https://html.duckduckgo.com/html/", "DuckDuckGo HTML endpoint (keyless; POST form)"),
+        Setting("search.brave_web_url", str, "https://search.brave.com/search", "Brave Search result pages (keyless brave-web provider)"),
+        Setting("search.mojeek_url", str, "https://www.mojeek.com/search", "Mojeek search endpoint (keyless)"),
+        Setting("search.bing_url", str, "https://www.bing.com", "base URL of Bing visual search (keyless reverse image search)"),
+        Setting("search.yandex_url", str, "https://yandex.com", "base URL of Yandex image search (keyless reverse image search)"),
+        Setting("search.lens_url", str, "https://lens.google.com", "base URL of Google Lens (keyless reverse image search)"),
         Setting("search.serper_url", str, "https://google.serper.dev", "base URL of the Serper.dev API"),
         Setting("search.serpapi_url", str, "https://serpapi.com", "base URL of the SerpApi API"),
         Setting("search.brave_url", str, "https://api.search.brave.com/res/v1", "base URL of the Brave Search API"),

@@ -196,7 +196,8 @@ class WebToolbox:
             return region
         region["crop"] = crop
         region["events"].append(crop)
-        found = await reverse_search(crop["path"], provider=self.settings.image_provider, description=goal or None,
+        # The crop event itself: its hits are named by image id and box, not by the crop's cache path.
+        found = await reverse_search(crop, provider=self.settings.image_provider, description=goal or None,
                                      n=self.settings.results, cache=None if self.settings.use_cache else False)
         hits = [h for h in found if not isinstance(h, dict)]
         region["events"].extend(h.to_event() for h in hits)

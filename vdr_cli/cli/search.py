@@ -23,16 +23,21 @@ answer) gives one "error" event naming it, and the others still return: exit
 3 when some failed, 1 when all did. QUERY - reads queries from stdin, one per
 line (or JSONL records with "query").
 
-Providers (--provider, default config search.provider): duckduckgo (keyless),
-searxng (search.searxng_url), serper (VDR_SERPER_KEY), brave (VDR_BRAVE_KEY),
-serpapi (VDR_SERPAPI_KEY). --images searches images by text (searxng, serper,
-brave, serpapi).
+Providers (--provider, default config search.provider; a comma list is a
+fallback order: the next one is tried when one fails, blocks or rate-limits):
+duckduckgo, brave-web, mojeek (keyless, through the ddgs library), searxng
+(search.searxng_url), serper (VDR_SERPER_KEY), brave (VDR_BRAVE_KEY), serpapi
+(VDR_SERPAPI_KEY). --images searches images by text (searxng, serper, brave,
+serpapi).
 
 --image PATH|URL|- runs a reverse image search (default config
-search.image_provider): serpapi uploads the file to SerpApi itself (no public
-URL needed); serper needs a public URL, or search.uploader; describe is
-keyless and uploads nothing: it searches for --describe TEXT. --image - reads
-image bytes, or JSONL records with "path" (crop events: one search per crop).
+search.image_provider, bing,yandex,lens,describe): bing, yandex and lens are
+keyless (through the picimagesearch library; the file goes to that engine
+only); serpapi uploads the file to SerpApi (key); serper needs a public URL,
+or search.uploader. describe, the offline fallback, is not a reverse image
+search: it searches for --describe TEXT and uploads nothing. --image - reads
+image bytes, or JSONL records with "path" (crop events: one search per crop;
+their hits carry the crop's image_id and box).
 
 Successful results are cached (config cache.enabled); --no-cache skips the
 cache. API keys never appear in output.
@@ -48,7 +53,7 @@ def register(app: typer.Typer) -> None:
 def search_command(
     queries: Optional[List[str]] = typer.Argument(None, help="Search queries (several run at once), or - to read them from stdin.", show_default=False),
     num: Optional[int] = typer.Option(None, "--num", "-n", help="Results kept per query [config search.results, default 10]."),
-    provider: Optional[str] = typer.Option(None, "--provider", "-p", help="duckduckgo, searxng, serper, brave, serpapi; with --image: serpapi, serper, describe.", show_default=False),
+    provider: Optional[str] = typer.Option(None, "--provider", "-p", help="duckduckgo, brave-web, mojeek, searxng, serper, brave, serpapi; with --image: bing, yandex, lens, serpapi, serper, describe. A comma list is tried in order.", show_default=False),
     images: bool = typer.Option(False, "--images", "-i", help="Search images by text (image hits with image_url)."),
     image: Optional[str] = typer.Option(None, "--image", "-I", help="Reverse image search: a file, an http(s) URL, or - for stdin.", show_default=False),
     describe: Optional[str] = typer.Option(None, "--describe", "-d", help="What the image shows (the describe provider searches for it; never uploads).", show_default=False),
@@ -59,7 +64,7 @@ def search_command(
 
     from vdr_cli import config as config_mod
     from vdr_cli.render.output import json_mode
-    from vdr_cli.tools.search.base import get_provider, providers_that
+    from vdr_cli.tools.search.base import get_chain, providers_that
 
     cfg = config_mod.current()
     n = int(cfg.get("search.results", num))
@@ -82,15 +87,17 @@ def search_command(
             raise UsageError("no query given", hint="vdr search 'QUERY' [more queries…], or --image PATH")
         name = provider or str(cfg.get("search.provider"))
         capability = "images" if images else "text"
-    prov = get_provider(name)
-    if not getattr(prov, capability):
-        what = {"text": "text search", "images": "image search (--images)", "reverse": "reverse image search (--image)"}[capability]
-        raise UsageError(f"provider {prov.name} does not do {what}", hint="use one of: " + ", ".join(providers_that(capability)))
+    chain = get_chain(name)
+    for prov in chain:
+        if not getattr(prov, capability):
+            what = {"text": "text search", "images": "image search (--images)", "reverse": "reverse image search (--image)"}[capability]
+            raise UsageError(f"provider {prov.name} does not do {what}", hint="use one of: " + ", ".join(providers_that(capability)))
+    names = ",".join(p.name for p in chain)
     sink = _Sink(json_mode(json_out))
     if image is not None:
-        asyncio.run(_reverse(sink, prov.name, _images(image, sink), n, describe, not no_cache))
+        asyncio.run(_reverse(sink, names, _images(image, sink), n, describe, not no_cache))
     else:
-        asyncio.run(_text(sink, prov.name, queries, n, images, not no_cache))
+        asyncio.run(_text(sink, names, queries, n, images, not no_cache))
     return sink.finish()
 
 
@@ -144,7 +151,8 @@ def _images(spec: str, sink: _Sink) -> list[Any]:
             sink.fail(f"<stdin>:{item.get('type', 'record')}: no \"path\" or \"image_url\" to search by", "<stdin>")
             continue
         try:
-            img = ImageInput.from_spec(target)
+            # A crop is named by its image and box (hits say which crop they answer), not its file.
+            img = ImageInput.from_crop(item) if item.get("path") else ImageInput.from_spec(target)
         except VdrError as exc:
             sink.fail(exc.message, target)
             continue
@@ -188,6 +196,14 @@ class _Sink(RecordSink):
             self.fail(result.error.message, result.where, result.error.hint, result.error_event())
             return
         self.ok += 1
+        for name, message in result.failed:
+            say("search", "warning", message if message.startswith(name) else f"{name}: {message}")
+        if result.failed and result.hits:
+            say("search", "info", f"{result.where}: answered by {result.provider}")
+        if result.not_reverse and result.hits:
+            from vdr_cli.tools.search.describe import NOT_REVERSE
+
+            say("search", "info", f"{result.where}: {NOT_REVERSE}")
         if not result.hits:
             say("search", "warning", f"no results for {result.where!r} ({result.provider})")
         if self.writer:

@@ -38,6 +38,9 @@ class Hit:
     thumbnail_url: str | None = None
     date: str | None = None
     source: str | None = None  # site name, when the provider gives one
+    # Reverse-search hits of a crop name it as the caller does: its image id and box.
+    image_id: str | None = None
+    box: list[float] | None = None
 
     @property
     def is_image(self) -> bool:
@@ -59,6 +62,10 @@ class Hit:
             fields["date"] = self.date
         if self.source:
             fields["source"] = self.source
+        if self.image_id is not None:
+            fields["image_id"] = self.image_id
+        if self.box is not None:
+            fields["box"] = self.box
         return event("hit", **fields)
 
     to_dict = to_event  # lets trace.jsonl.dumps serialise a Hit directly
@@ -116,6 +123,8 @@ class ImageInput:
     url: str | None = None  # a public http(s) URL, when the user gave one
     path: str | None = None  # the local file, when there is one (for an uploader)
     description: str | None = None  # what the image shows, when a record said (describe provider)
+    image_id: str | None = None  # a crop's image id and box: what its hits are named by
+    box: list[float] | None = None
     _sha: str | None = field(default=None, repr=False)
 
     @property
@@ -149,6 +158,28 @@ class ImageInput:
         from vdr_cli.tools.images import read_bytes
 
         return cls.from_bytes(read_bytes(spec), spec, path=spec)
+
+    @classmethod
+    def from_crop(cls, record: dict[str, Any]) -> ImageInput:
+        """A `crop` event's file, named by its image id (or source file name) and box, never its cache path.
+
+        The box is the one the caller asked for (`requested`, in the caller's units:
+        0-1000 for the agent), else the pixel box.
+        """
+        import os
+
+        path = str(record["path"])
+        image_id = record.get("image_id") or os.path.basename(str(record.get("source") or "")) or None
+        box = record.get("requested") or record.get("box")
+        box = [round(float(v), 2) if float(v) % 1 else int(v) for v in box] if isinstance(box, list) and len(box) == 4 else None
+        name = " ".join(part for part in (str(image_id or ""), "[" + ",".join(map(str, box)) + "]" if box else "") if part) or path
+        from vdr_cli.tools.images import read_bytes
+
+        img = cls.from_bytes(read_bytes(path), name, path=path)
+        img.image_id, img.box = (str(image_id) if image_id else None), box
+        if isinstance(record.get("description"), str):
+            img.description = record["description"]
+        return img
 
     @classmethod
     def from_bytes(cls, data: bytes, name: str, path: str | None = None) -> ImageInput:
@@ -246,7 +277,7 @@ class BaseProvider:
         raise self.error(NotSupported, "text search is not supported")
 
     async def reverse_search(self, ctx: Context, image: ImageInput, n: int, *, description: str | None = None) -> list[Hit]:
-        raise self.error(NotSupported, "reverse image search is not supported", hint="use --provider serpapi, serper or describe")
+        raise self.error(NotSupported, "reverse image search is not supported", hint="use --provider bing, yandex, lens, serpapi or serper")
 
     async def send(self, ctx: Context, method: str, url: str, *, raise_for_status: bool = True, **kwargs: Any) -> Any:
         """`net.client.request`, with its failures renamed for this provider."""
@@ -301,14 +332,19 @@ def text_of(value: Any) -> str:
 
 # Registry by name: modules are imported only when a provider is used.
 PROVIDERS: dict[str, str] = {
-    "duckduckgo": "vdr_cli.tools.search.duckduckgo:DuckDuckGo",
+    "duckduckgo": "vdr_cli.tools.search.web_engines:DuckDuckGo",
+    "brave-web": "vdr_cli.tools.search.web_engines:BraveWeb",
+    "mojeek": "vdr_cli.tools.search.web_engines:Mojeek",
+    "bing": "vdr_cli.tools.search.reverse_engines:Bing",
+    "yandex": "vdr_cli.tools.search.reverse_engines:Yandex",
+    "lens": "vdr_cli.tools.search.reverse_engines:GoogleLens",
     "searxng": "vdr_cli.tools.search.searxng:Searxng",
     "serper": "vdr_cli.tools.search.serper:Serper",
     "brave": "vdr_cli.tools.search.brave:Brave",
     "serpapi": "vdr_cli.tools.search.serpapi:SerpApi",
     "describe": "vdr_cli.tools.search.describe:Describe",
 }
-ALIASES = {"ddg": "duckduckgo", "searx": "searxng"}
+ALIASES = {"ddg": "duckduckgo", "searx": "searxng", "googlelens": "lens", "google-lens": "lens"}
 
 
 def get_provider(name: str) -> Provider:
@@ -319,6 +355,16 @@ def get_provider(name: str) -> Provider:
         raise UsageError(f"unknown search provider {name!r}", hint="known providers: " + ", ".join(PROVIDERS))
     module, cls = target.split(":")
     return getattr(importlib.import_module(module), cls)()
+
+
+def get_chain(spec: str | Provider) -> list[Provider]:
+    """The providers of a fallback list ("bing,yandex,lens"), in the order to try them."""
+    if not isinstance(spec, str):
+        return [spec]
+    names = [part.strip() for part in spec.split(",") if part.strip()]
+    if not names:
+        raise UsageError("no search provider given", hint="known providers: " + ", ".join(PROVIDERS))
+    return [get_provider(name) for name in names]
 
 
 def providers_that(capability: str) -> list[str]:

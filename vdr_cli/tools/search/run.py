@@ -13,12 +13,12 @@ import asyncio
 import inspect
 import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from vdr_cli.errors import VdrError
-from vdr_cli.tools.search.base import Context, Getter, Hit, ImageInput, Provider, ProviderError, get_provider
+from vdr_cli.tools.search.base import Context, Getter, Hit, ImageInput, Provider, ProviderError, get_chain
 from vdr_cli.trace.events import Event, error_event
 
 CACHE_NAMESPACE = "search"  # + ":provider", as vdr_cli.cache suggests
@@ -34,6 +34,13 @@ class QueryResult:
     hits: list[Hit]
     error: VdrError | None = None
     cached: bool = False
+    # Engines of a fallback list that were tried first and failed: (provider, message).
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def not_reverse(self) -> bool:
+        """The answer came from `describe`: a text search for a description, not a reverse image search."""
+        return self.provider == "describe"
 
     @property
     def ok(self) -> bool:
@@ -157,38 +164,80 @@ class Searcher:
         return Context(client=self._client, get=self.get, limiter=self._limiter, retry=self.retry)
 
     async def text(self, query: str, *, provider: str | Provider, n: int, images: bool = False) -> QueryResult:
-        prov = get_provider(provider) if isinstance(provider, str) else provider
+        """One query on `provider`, or on the first engine of a fallback list ("duckduckgo,mojeek") that answers."""
         q = normalise_query(query)
         ctx = self.context()
-        return await self._run(query, prov, ctx, {"kind": "images" if images else "text", "q": q}, n,
-                               lambda: prov.search(ctx, q, n, images=images))
+        return await self._first(query, get_chain(provider), ctx, {"kind": "images" if images else "text", "q": q}, n,
+                                 lambda prov: prov.search(ctx, q, n, images=images))
 
     async def image(self, image: ImageInput, *, provider: str | Provider, n: int,
                     description: str | None = None) -> QueryResult:
-        prov = get_provider(provider) if isinstance(provider, str) else provider
+        """Reverse-search one image on `provider`, or down a fallback list ("bing,yandex,lens,describe")."""
         ctx = self.context()
         description = description or image.description
+        # Keyed by the image's bytes, never by its path or a temporary upload URL.
         key = {"kind": "reverse", **image.cache_identity()}
         if description:
             key["description"] = normalise_query(description)
-        return await self._run(image.name, prov, ctx, key, n,
-                               lambda: prov.reverse_search(ctx, image, n, description=description))
+        result = await self._first(image.name, get_chain(provider), ctx, key, n,
+                                   lambda prov: prov.reverse_search(ctx, image, n, description=description))
+        for hit in result.hits:
+            hit.image_id, hit.box = image.image_id, image.box
+        return result
+
+    async def _first(self, where: str, chain: list[Provider], ctx: Context, request: dict[str, Any], n: int,
+                     call: Callable[[Provider], Awaitable[list[Hit]]]) -> QueryResult:
+        """Cached answers first (any engine of the list), then each engine in order until one has hits."""
+        for prov in chain:
+            stored = await self._cached(where, prov, ctx, request, n)
+            if stored is not None:
+                return stored
+        failed: list[tuple[str, str]] = []
+        empty: QueryResult | None = None
+        for prov in chain:
+            result = await self._run(where, prov, ctx, request, n, lambda prov=prov: call(prov))
+            if result.ok and result.hits:
+                result.failed = failed
+                return result
+            if result.ok:
+                empty = empty or result
+            else:
+                assert result.error is not None
+                failed.append((prov.name, result.error.message))
+        if empty is not None or len(chain) == 1:
+            final = empty or result
+            final.failed = failed if empty is not None else []
+            return final
+        # Every engine failed: one error that says what each one answered.
+        message = "every engine failed: " + "; ".join(msg if msg.startswith(name) else f"{name}: {msg}" for name, msg in failed)
+        return QueryResult(where, ",".join(p.name for p in chain), [], ProviderError(message, hint=result.error.hint if result.error else None), failed=failed)
+
+    def _key(self, prov: Provider, ctx: Context, request: dict[str, Any], n: int) -> tuple[str, dict[str, Any]]:
+        key = {"v": CACHE_VERSION, "provider": prov.name, "endpoint": prov.identity(ctx), "n": n, **request}
+        return f"{CACHE_NAMESPACE}:{prov.name}", key
+
+    async def _cached(self, where: str, prov: Provider, ctx: Context, request: dict[str, Any], n: int) -> QueryResult | None:
+        if self.cache is None:
+            return None
+        try:
+            namespace, key = self._key(prov, ctx, request, n)
+        except VdrError:
+            return None
+        stored = await self.cache.get(namespace, key)
+        if isinstance(stored, list) and stored:
+            try:
+                hits = [Hit.from_dict({**h, "query": where, "rank": i}) for i, h in enumerate(stored, 1)]
+                return QueryResult(where, prov.name, dedupe(hits, n), cached=True)
+            except (TypeError, ValueError):
+                pass  # an entry from another version: search again
+        return None
 
     async def _run(self, where: str, prov: Provider, ctx: Context, request: dict[str, Any], n: int,
                    call: Callable[[], Awaitable[list[Hit]]]) -> QueryResult:
         try:
-            key = {"v": CACHE_VERSION, "provider": prov.name, "endpoint": prov.identity(ctx), "n": n, **request}
-            namespace = f"{CACHE_NAMESPACE}:{prov.name}"
+            namespace, key = self._key(prov, ctx, request, n)
         except VdrError as exc:
             return QueryResult(where, prov.name, [], exc)
-        if self.cache is not None:
-            stored = await self.cache.get(namespace, key)
-            if isinstance(stored, list) and stored:
-                try:
-                    hits = [Hit.from_dict({**h, "query": where, "rank": i}) for i, h in enumerate(stored, 1)]
-                    return QueryResult(where, prov.name, dedupe(hits, n), cached=True)
-                except (TypeError, ValueError):
-                    pass  # an entry from another version: search again
         try:
             hits = await call()
         except VdrError as exc:
@@ -201,7 +250,8 @@ class Searcher:
             hit.query = where
         hits = dedupe(hits, n)
         if hits and self.cache is not None:
-            await self.cache.put(namespace, key, [{k: v for k, v in vars(h).items() if k not in ("query", "rank")} for h in hits])
+            skip = ("query", "rank", "image_id", "box")  # the caller's names for the image, not the engine's answer
+            await self.cache.put(namespace, key, [{k: v for k, v in vars(h).items() if k not in skip} for h in hits])
         return QueryResult(where, prov.name, hits)
 
 
@@ -250,19 +300,25 @@ async def search_many(queries: list[str], *, provider: str | None = None, n: int
     return flatten(await run_queries(queries, provider=provider, n=n, images=images, client=client, cache=cache, get=get))
 
 
-async def reverse_search(image: str | bytes | ImageInput, *, provider: str | None = None,
+async def reverse_search(image: str | bytes | dict[str, Any] | ImageInput, *, provider: str | None = None,
                          description: str | None = None, n: int | None = None, client: Any = None,
                          cache: Any = None, get: Getter | None = None) -> list[Hit | Event]:
-    """Reverse-search one image (a path, an http(s) URL, bytes or an `ImageInput`)."""
+    """Reverse-search one image (a path, an http(s) URL, bytes, a `crop` event or an `ImageInput`).
+
+    A crop event's hits are named by its image id and box (`ImageInput.from_crop`).
+    """
     get, name, count = _resolve(get, provider, "search.image_provider", n)
     try:
         if isinstance(image, ImageInput):
             img = image
+        elif isinstance(image, dict):
+            img = ImageInput.from_crop(image)
         elif isinstance(image, (bytes, bytearray)):
             img = ImageInput.from_bytes(bytes(image), "<bytes>")
         else:
             img = ImageInput.from_spec(str(image))
     except VdrError as exc:
-        return flatten([QueryResult(str(image) if isinstance(image, str) else "<bytes>", name, [], exc)])
+        where = str(image) if isinstance(image, str) else str(image.get("path")) if isinstance(image, dict) else "<bytes>"
+        return flatten([QueryResult(where, name, [], exc)])
     async with Searcher(client=client, cache=cache, get=get) as searcher:
         return flatten([await searcher.image(img, provider=name, n=count, description=description)])
