@@ -71,6 +71,11 @@ _EARLY_SEL = _FURNITURE_SEL + ", " + ", ".join(f'[class*="{w}" i], [id*="{w}" i]
 _EARLY = re.compile("|".join(_EARLY_WORDS), re.I)
 # Visible text of a page above which it is not treated as a challenge page.
 _CHALLENGE_MAX_CHARS = 5000
+# Tuned choices (cross-validated by bench/extraction.py): main text shorter than this gets
+# a lenient second pass; a block inside the article whose text is more than this share
+# links is pruned (Readability: 0.33, 0.5 for a positively named block).
+LENIENT_BELOW = 500
+LINK_SHARE_MAX = 0.33
 
 
 def _is_furniture(node: LexborNode, strict: bool) -> bool:
@@ -152,7 +157,7 @@ def _clean(node: LexborNode, title: str, strict: bool, para_ids: set[int]) -> No
                 el.decompose()
             continue
         link_len = sum(len(n.text(strip=True) or "") for n in links_and_images if n.tag == "a")
-        if text and link_len / len(text) > (0.5 if weight >= 25 else 0.33):
+        if text and link_len / len(text) > (0.5 if weight >= 25 else LINK_SHARE_MAX):
             el.decompose()
             continue
         if n_img > 1 and tag != "figure":
@@ -235,7 +240,7 @@ def _main_text(tree: LexborHTMLParser, html: str | bytes, title: str, base: str 
         title_node = tree.head.css_first("title") if tree.head is not None else None
         visible = (title_node.text() + " " if title_node is not None else "") + tree.body.text(separator=" ")
     r = _render(tree.body, title, base, strict=True, total=total)
-    if len(r.text) < 500:
+    if len(r.text) < LENIENT_BELOW:
         # A lenient second pass (no class-name pruning or weights) rescues pages whose
         # article container carries an "unlikely" class name.
         again = LexborHTMLParser(html)

@@ -44,6 +44,11 @@ _BLOCKS = (
 )
 _CHILD_BLOCKS = ", ".join("> " + t for t in _BLOCKS.split(", "))
 _SENTENCE_END = re.compile(r"\.( |$)")
+# The tuned choices (bench/extraction.py cross-validates them over the development pages):
+# a sibling joins the article at this share of the winner's score (Readability: 0.2), and a
+# candidate within this share of the best counts as a near-best alternative (0.75).
+SIBLING_SHARE = 0.2
+NEAR_BEST = 0.75
 
 
 def squash_text(node: LexborNode) -> str:
@@ -118,7 +123,7 @@ def top_candidate(scores: dict[LexborNode, float]) -> tuple[LexborNode | None, f
     for node, score in ranked[:10]:
         # Link density only lowers a score, so candidates whose raw score is below 3/4 of
         # the best adjusted one can neither win nor count as near-best alternatives.
-        if score < best * 0.75:
+        if score < best * NEAR_BEST:
             break
         adjusted = score * (1 - link_density(node, tlen(node)))
         final.append((node, adjusted))
@@ -128,7 +133,7 @@ def top_candidate(scores: dict[LexborNode, float]) -> tuple[LexborNode | None, f
         return None, 0.0
     top, top_score = final[0]
     # Several near-best candidates under one ancestor: the ancestor is the article.
-    alts = [n for n, s in final[1:6] if s >= top_score * 0.75]
+    alts = [n for n, s in final[1:6] if s >= top_score * NEAR_BEST]
     if len(alts) >= 3:
         alt_ancestors = [_ancestor_ids(a) for a in alts]
         parent = top.parent
@@ -185,7 +190,7 @@ def with_siblings(top: LexborNode, top_score: float, scores: dict[LexborNode, fl
     parent = top.parent
     if parent is None or parent.tag in ("html", None):
         return [top]
-    threshold = max(10.0, top_score * 0.2)
+    threshold = max(10.0, top_score * SIBLING_SHARE)
     top_class = top.attrs.get("class") or ""
     top_id = top.mem_id
     picked = []
@@ -195,7 +200,7 @@ def with_siblings(top: LexborNode, top_score: float, scores: dict[LexborNode, fl
             continue
         score = scores.get(sib)
         if score is not None:
-            bonus = top_score * 0.2 if top_class and sib.attrs.get("class") == top_class else 0
+            bonus = top_score * SIBLING_SHARE if top_class and sib.attrs.get("class") == top_class else 0
             # Link density only lowers a score, so it is computed only when it could matter.
             if score + bonus >= threshold and score * (1 - link_density(sib, tlen(sib))) + bonus >= threshold:
                 picked.append(sib)
