@@ -53,6 +53,11 @@ def lookup(key: str) -> Setting:
         raise UsageError(f"unknown setting {key!r}", hint=hint) from None
 
 
+def flag_name(setting: Setting, option: str | None = None) -> str:
+    """How a person names the setting on the command line (for messages)."""
+    return f"{option or '--' + setting.key.split('.')[-1].replace('_', '-')} (setting {setting.key})"
+
+
 class Config:
     """The config file's contents plus the environment, resolved per setting."""
 
@@ -87,10 +92,14 @@ class Config:
             node = node[part]
         return node
 
-    def resolve(self, key: str, flag: Any = None) -> Resolved:
+    def resolve(self, key: str, flag: Any = None, option: str | None = None) -> Resolved:
+        """`option` names the flag `flag` came from, for the message if it is refused."""
         setting = lookup(key)
         if flag is not None:
-            return Resolved(setting, flag, "flag")
+            try:
+                return Resolved(setting, coerce(setting, flag), "flag")
+            except ValueError as exc:
+                raise UsageError(f"{flag_name(setting, option)}: {exc}") from None
         env = self.environ.get(setting.env_var)
         if env is not None and env != "":
             try:
@@ -105,8 +114,14 @@ class Config:
                 raise ConfigError(f"{self.path}: setting {key}: {exc}", hint=f"vdr config set {key} VALUE") from None
         return Resolved(setting, setting.default, "default")
 
-    def get(self, key: str, flag: Any = None) -> Any:
-        return self.resolve(key, flag).value
+    def get(self, key: str, flag: Any = None, option: str | None = None) -> Any:
+        return self.resolve(key, flag, option).value
+
+    def check_all(self) -> None:
+        """Resolve every setting once, so a bad variable or file value fails at the
+        start of a command, not in the middle of a session (ConfigError names it)."""
+        for key in SETTINGS:
+            self.resolve(key)
 
     def set(self, key: str, text: str) -> Any:
         setting = lookup(key)

@@ -40,7 +40,9 @@ EXIT_STATUS_DOC = {
 class VdrError(Exception):
     """An expected failure: reported as one line, never as a traceback."""
 
-    status: ExitStatus = ExitStatus.ERROR
+    # Not `status`: HTTP errors carry the server's status under that name, and an
+    # exit status of 500 % 256 is nobody's documented status.
+    exit_status: ExitStatus = ExitStatus.ERROR
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
@@ -54,7 +56,7 @@ class VdrError(Exception):
 class UsageError(VdrError):
     """Options or arguments that cannot be acted on."""
 
-    status = ExitStatus.USAGE
+    exit_status = ExitStatus.USAGE
 
 
 class InputError(VdrError):

@@ -69,7 +69,11 @@ class ResearchLoop:
 
     def run(self, system: str, first_user: Turn, pending_prompt: str | None = None) -> Outcome:
         """Start the conversation and loop until an answer or a budget ends it."""
-        self._timed(self.model.start, system, first_user)
+        try:
+            self._timed(self.model.start, system, first_user)
+        except BaseException as exc:
+            self._abort(exc)
+            raise
         return self.loop(pending_prompt)
 
     def _timed(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -105,11 +109,25 @@ class ResearchLoop:
                     pending_prompt = self._run_tool(parsed)
                 else:
                     pending_prompt = self._correct(raw)
-        except KeyboardInterrupt:
-            self._end("interrupted", None)
-            raise
         except ContextFullError:
             return self._end("context_full", None)
+        except BaseException as exc:
+            self._abort(exc)
+            raise
+
+    def _abort(self, exc: BaseException) -> None:
+        """Every way out writes an `end`: Ctrl-C and a closed stdout are `interrupted`,
+        anything else (an HTTP error, a dead server, a bug) is `error`."""
+        from vdr_cli.trace.jsonl import PipeClosed
+
+        if isinstance(exc, (KeyboardInterrupt, PipeClosed, BrokenPipeError)):
+            reason, extra = "interrupted", ({} if isinstance(exc, KeyboardInterrupt) else {"error": "stdout closed"})
+        else:
+            reason, extra = "error", {"error": getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"}
+        try:
+            self._end(reason, None, **extra)
+        except Exception:  # the trace itself may be what failed; the original error is the one to report
+            pass
 
     # --- pieces --------------------------------------------------------------
 
@@ -211,7 +229,7 @@ class ResearchLoop:
             return prompt.REPETITION_ERROR
         return prompt.FORMAT_ERROR
 
-    def _end(self, reason: str, answer: str | None) -> Outcome:
+    def _end(self, reason: str, answer: str | None, **extra: Any) -> Outcome:
         total_ms = (time.perf_counter() - self.t0) * 1000
         stats = {
             "steps": self.step_n,
@@ -226,7 +244,7 @@ class ResearchLoop:
             stats["model"] = self.model.stats.as_dict()
         except Exception:  # stats are informative; never fail the ending over them
             pass
-        self.emit(event("end", reason=reason, stats=stats))
+        self.emit(event("end", reason=reason, stats=stats, **extra))
         return Outcome(reason=reason, answer=answer, steps=self.step_n, stats=stats)
 
 

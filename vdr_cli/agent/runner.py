@@ -71,52 +71,71 @@ class Sinks:
 
     def __init__(self, trace_file: Path, json_stdout: bool, live: Any, keep: list[Event] | None = None) -> None:
         from vdr_cli.trace.jsonl import JsonlWriter
+        from vdr_cli.trace.output_file import open_trace_output
 
-        import os
-
-        trace_file.parent.mkdir(parents=True, exist_ok=True)
         self.path = trace_file
-        # The kept prefix goes to a temporary file renamed over the trace: a
-        # crash while rewriting never loses the recorded session.  The open
-        # descriptor follows the rename, so later events append to it.
-        tmp = trace_file.with_name(f".{trace_file.name}.{os.getpid()}.tmp")
-        self.file = open(tmp, "w", encoding="utf-8")
+        self.file = open_trace_output(trace_file, keep or [])
         self.trace = JsonlWriter(self.file)
-        for ev in keep or []:
-            self.trace.write(ev)
-        os.fsync(self.file.fileno())
-        os.replace(tmp, trace_file)
         self.stdout = JsonlWriter(sys.stdout) if json_stdout else None
         self.live = live
         self.answer: str | None = None
         self.lock = threading.Lock()
 
     def __call__(self, ev: Event) -> None:
+        from vdr_cli.trace.jsonl import PipeClosed
+
         with self.lock:
-            self.trace.write(ev)  # first: a closed stdout must not lose the trace
+            try:
+                self.trace.write(ev)  # first: a closed stdout must not lose the trace
+            except (OSError, PipeClosed) as exc:
+                cause = exc.__cause__ if isinstance(exc, PipeClosed) else exc
+                raise InputError(f"{self.path}: cannot write the trace ({getattr(cause, 'strerror', None) or cause})") from None
             if ev.get("type") == "answer":
                 self.answer = ev.get("text")
             if self.live is not None:
                 self.live.on_event(ev)
             if self.stdout is not None:
-                self.stdout.write(ev)
+                try:
+                    self.stdout.write(ev)
+                except PipeClosed:
+                    self.stdout = None  # the rest (the `end` event) still goes to the trace
+                    raise
 
     def close(self) -> None:
         if self.live is not None:
             self.live.close()
-        self.file.close()
+        try:
+            self.file.close()
+        except OSError:
+            pass  # a write error was already reported by the event that failed
+
+
+def check_flags(req: AskRequest) -> None:
+    """Option values that are not settings, checked by the settings' own rules."""
+    from vdr_cli.settings import check_flag
+
+    for name, value in (("--temperature", req.temperature), ("--top-p", req.top_p), ("--max-tokens", req.max_tokens),
+                        ("--max-time", req.max_time), ("--max-steps", req.max_steps), ("--parallel", req.parallel)):
+        try:
+            check_flag(name, value)
+        except ValueError as exc:
+            raise UsageError(f"{name}: {exc}") from None
 
 
 def settings(req: AskRequest) -> dict[str, Any]:
     from vdr_cli import config
 
+    check_flags(req)  # before anything loads: nonsense fails at once
     cfg = config.current()
+    cfg.check_all()
+    cfg.get("search.provider", req.search_provider, "--search-provider")  # checked here, used by the toolbox
+    cfg.get("search.image_provider", req.image_provider, "--image-provider")
     return {
         "model": cfg.get("model.default", req.model),
-        "ctx": cfg.get("model.ctx", req.ctx),
+        "ctx": cfg.get("model.ctx", req.ctx, "--ctx"),
         "n_gpu_layers": cfg.get("model.n_gpu_layers"),
         "threads": cfg.get("model.threads"),
-        "allow_private": cfg.get("net.allow_private", req.allow_private),
+        "allow_private": cfg.get("net.allow_private", req.allow_private, "--allow-private"),
         "use_cache": cfg.get("cache.enabled") and not req.no_cache,
         "api_key": cfg.get("keys.openai") or None,
         "max_pixels": cfg.get("crop.max_pixels"),
@@ -153,8 +172,7 @@ def loop_config(req: AskRequest, model_name: str, tools: list[str], on_token: Ca
         raise UsageError(f"--grammar {req.grammar!r}", hint="use auto, on or off")
     if req.summaries not in ("model", "extractive"):
         raise UsageError(f"--summaries {req.summaries!r}", hint="use model or extractive")
-    if req.max_steps < 1:
-        raise UsageError("--max-steps must be at least 1")
+    check_flags(req)
     sampling = SamplingParams(temperature=req.temperature, top_p=req.top_p, seed=req.seed, max_tokens=req.max_tokens)
     return LoopConfig(max_steps=req.max_steps, max_seconds=req.max_time, sampling=sampling,
                       constrain=wants_grammar(req.grammar, model_name), tools=tuple(tools), image_ids=tuple(image_ids),
@@ -189,15 +207,23 @@ def run_ask(req: AskRequest, quiet: bool = False) -> int:
 def _fresh(req: AskRequest, image_args: list[str], question: str, quiet: bool = False) -> int:
     from vdr_cli.agent.session import DEFAULT_TOOLS, SessionSpec, load_images, run_session
     from vdr_cli.render.output import json_mode, say
+    from vdr_cli.models.errors import ModelError
     from vdr_cli.models.loader import describe
+    from vdr_cli.models.spec import public_spec
 
     conf = settings(req)
     images = load_images(image_args, conf["max_pixels"])  # bad images fail before the model loads
     tools = [t for t in DEFAULT_TOOLS if images or t != "crop_and_search"] + (["zoom"] if req.zoom and images else [])
-    spec, model = open_model_for(req, conf)
+    try:
+        spec, model = open_model_for(req, conf)
+    except ModelError as exc:
+        if not quiet:
+            _record_load_failure(req, SessionSpec(question=question, images=images, tools=tools,
+                                                  model={"spec": public_spec(req.model or conf["model"])}), exc)
+        raise
     try:
         session = SessionSpec(question=question, images=images, tools=tools,
-                              model={**describe(spec, model), "spec": req.model or conf["model"]})
+                              model={**describe(spec, model), "spec": public_spec(req.model or conf["model"])})
         as_json = json_mode(req.json_out)
         live = None if quiet else live_view(req)
         sinks = Sinks(trace_path(req.output, session.id), as_json and not quiet, live)
@@ -215,6 +241,25 @@ def _fresh(req: AskRequest, image_args: list[str], question: str, quiet: bool = 
     if quiet:
         return ExitStatus.OK if outcome.answer else ExitStatus.ERROR
     return _finish(as_json, outcome.answer, outcome.reason)
+
+
+def _record_load_failure(req: AskRequest, session: Any, exc: Exception) -> None:
+    """A model that does not load still leaves a trace: its header and an `end` saying why."""
+    from vdr_cli.render.output import say
+    from vdr_cli.trace.events import event
+
+    try:
+        sinks = Sinks(trace_path(req.output, session.id), False, None)
+    except InputError:
+        return  # the -o problem is secondary; the load failure is the one reported
+    try:
+        sinks(session.header())
+        sinks(event("end", reason="error", error=getattr(exc, "message", str(exc)), stats={}))
+        say("ask", "info", f"trace: {sinks.path}")
+    except InputError:
+        pass
+    finally:
+        sinks.close()
 
 
 def _finish(as_json: bool, answer: str | None, reason: str) -> int:

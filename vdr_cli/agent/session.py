@@ -88,8 +88,16 @@ def read_trace(events: Iterable[Event], source: str = "trace") -> Recorded:
     calls: dict[int, str] = {}
     ended = None
     answered = False
-    for ev in events:
+    from vdr_cli.trace.schema import validate_event
+
+    for i, ev in enumerate(events, start=1):
         kind = ev.get("type")
+        if kind in ("session", "step", "call", "result", "end"):
+            # A malformed trace is bad input: name the record, never a KeyError.
+            problems = validate_event(ev)
+            if problems:
+                raise InputError(f"{source}: record {i} ({kind}): {problems[0]}",
+                                 hint="`vdr replay --check` lists every problem")
         if kind == "session":
             if header is not None:
                 raise InputError(f"{source}: more than one session header")

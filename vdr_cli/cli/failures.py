@@ -28,6 +28,12 @@ def debug_enabled() -> bool:
     return os.environ.get("VDR_DEBUG", "") not in ("", "0")
 
 
+def exit_status_of(exc: VdrError) -> ExitStatus:
+    """The documented status for an expected failure (never an HTTP status)."""
+    status = getattr(exc, "exit_status", ExitStatus.ERROR)
+    return status if isinstance(status, ExitStatus) else ExitStatus.ERROR
+
+
 def report(command: str, exc: VdrError) -> None:
     say(command, "error", exc.message)
     if exc.hint:
@@ -63,7 +69,7 @@ def reports(command: str) -> Callable[[F], F]:
                 if debug_enabled():
                     raise
                 report(command, exc)
-                raise typer.Exit(exc.status) from None
+                raise typer.Exit(exit_status_of(exc)) from None
             except Exception as exc:  # an internal error: a bug, not a user mistake
                 if debug_enabled():
                     raise

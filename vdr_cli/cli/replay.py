@@ -144,8 +144,14 @@ def _events(tf, warn: bool = True) -> tuple[list[dict], int]:
 def _require_header(tf, events: list[dict]) -> None:
     from vdr_cli.errors import InputError
 
-    if not any(ev.get("type") == "session" for ev in events):
+    header = next((ev for ev in events if ev.get("type") == "session"), None)
+    if header is None:
         raise InputError(f"{tf.source}: no session header (is this a vdr trace?)", hint="vdr replay --check shows what is wrong")
+    from vdr_cli.trace.schema import validate_event
+
+    problems = validate_event(header)  # renderers read the header's fields as the schema shapes them
+    if problems:
+        raise InputError(f"{tf.source}: session header: {problems[0]}", hint="vdr replay --check shows what is wrong")
 
 
 def _render_text(tf, width: Optional[int], full: bool) -> int:
@@ -208,7 +214,7 @@ def _check(tf, allow_incomplete: bool) -> int:
 
     from vdr_cli.trace.check import check_items, incomplete_finding
 
-    report = check_items(tf.items())
+    report = check_items(tf.items(), allow_torn_tail=allow_incomplete)
     problems = list(report.problems)
     if not report.complete and not allow_incomplete:
         problems.append(incomplete_finding(report))
@@ -217,6 +223,8 @@ def _check(tf, allow_incomplete: bool) -> int:
     if problems:
         return ExitStatus.ERROR
     note = "" if report.complete else " (incomplete: no end event)"
+    if report.torn_line is not None:
+        note = f" (incomplete: line {report.torn_line} is cut short, no end event)"
     sys.stderr.write(f"ok: {report.events} events{note}\n")
     return ExitStatus.OK
 

@@ -32,6 +32,17 @@ class ModelSpec:
     chat_template: str | None = None
 
 
+def public_spec(text: str) -> str:
+    """`--model` as a trace header may keep it: an openai: URL loses its query
+    (`?api_key=`) and credentials; other specs are kept as given."""
+    if not text.strip().startswith("openai:"):
+        return text
+    from vdr_cli.net.urls import public_url
+
+    model, sep, url = text.strip()[len("openai:"):].rpartition("@")
+    return f"openai:{model}{sep}{public_url(url)}" if sep else text
+
+
 def parse_spec(text: str, mmproj: str | None = None) -> ModelSpec:
     """Resolve a `--model` value; raises a one-line error saying what is accepted."""
     text = text.strip()

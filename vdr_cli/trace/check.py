@@ -34,6 +34,7 @@ class CheckReport:
     problems: list[Finding] = field(default_factory=list)
     complete: bool = False  # an `end` event was found
     last_line: int = 0
+    torn_line: int | None = None  # a half-written last line, let through as incomplete
 
     @property
     def ok(self) -> bool:
@@ -134,20 +135,35 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def check_items(items: Iterable[tuple[int, dict[str, Any] | LineError, str]]) -> CheckReport:
-    """Check parsed lines (line number, record or LineError, raw text) of one trace."""
+def check_items(items: Iterable[tuple[int, dict[str, Any] | LineError, str]],
+                allow_torn_tail: bool = False) -> CheckReport:
+    """Check parsed lines (line number, record or LineError, raw text) of one trace.
+
+    With `allow_torn_tail`, an unparsable *last* line is not a problem but makes
+    the trace incomplete: a kill during a write leaves exactly that, and resume
+    drops it (the design allows it).
+    """
     report = CheckReport()
     rules = _Consistency()
+    held: Finding | None = None  # a bad line, a problem unless it turns out to be the last
     for lineno, item, _text in items:
         report.last_line = lineno
+        if held is not None:
+            report.problems.append(held)
+            held = None
         if isinstance(item, LineError):
-            report.problems.append(Finding(lineno, item.message))
+            held = Finding(lineno, item.message)
             continue
         report.events += 1
         kind = item.get("type", "?")
         report.problems.extend(Finding(lineno, f"{kind}: {p}") for p in validate_event(item))
         report.problems.extend(Finding(lineno, p) for p in rules.feed(lineno, item))
-    report.complete = rules.end_line is not None
+    if held is not None:
+        if allow_torn_tail and rules.end_line is None:
+            report.torn_line = held.lineno
+        else:
+            report.problems.append(held)
+    report.complete = rules.end_line is not None and report.torn_line is None
     return report
 
 

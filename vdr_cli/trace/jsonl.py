@@ -71,6 +71,10 @@ def parse_line(line: str, source: str, lineno: int) -> dict[str, Any] | LineErro
         value = json.loads(line)
     except json.JSONDecodeError as exc:
         return LineError(source, lineno, f"not valid JSON ({exc.msg} at column {exc.colno})", line)
+    except RecursionError:
+        return LineError(source, lineno, "not valid JSON here (nested too deeply)", line)
+    except ValueError as exc:  # e.g. an integer past Python's 4,300-digit conversion limit
+        return LineError(source, lineno, f"not valid JSON here ({exc})", line)
     if not isinstance(value, dict):
         return LineError(source, lineno, f"expected a JSON object, got {type(value).__name__}", line)
     return value
