@@ -1,8 +1,8 @@
 """Cross-validation of the extractor's tuned choices over the development pages.
 
 The choices are the module constants that were set by looking at pages
-(extract.LENIENT_BELOW, extract.LINK_SHARE_MAX, extract_score.SIBLING_SHARE,
-extract_score.NEAR_BEST). Every combination of a small grid around them is run once on
+(extract.LENIENT_BELOW, extract.LINK_SHARE_MAX, extract.LISTING_MIN — which can switch the
+related-articles rule off —, extract_score.SIBLING_SHARE, extract_score.NEAR_BEST). Every combination of a small grid around them is run once on
 every page; then, for each of K folds (pages dealt by key order, so the split is fixed),
 the combination with the best F1 on the other folds is scored on that fold. The pooled
 held-out scores are the estimate.
@@ -25,10 +25,11 @@ from vdr_cli.tools import extract as extract_mod
 from vdr_cli.tools import extract_score as score_mod
 
 GRID = {
-    (extract_mod, "LENIENT_BELOW"): [250, 500, 1000],
+    (extract_mod, "LENIENT_BELOW"): [250, 500],
     (extract_mod, "LINK_SHARE_MAX"): [0.25, 0.33, 0.5],
+    (extract_mod, "LISTING_MIN"): [0, 2, 3],  # 0: no "list of other articles" rule
     (score_mod, "SIBLING_SHARE"): [0.1, 0.2, 0.3],
-    (score_mod, "NEAR_BEST"): [0.6, 0.75, 0.9],
+    (score_mod, "NEAR_BEST"): [0.75, 0.9],
 }
 
 
@@ -71,5 +72,5 @@ def cross_validate(pages: list, folds: int) -> dict:
         held_out += [per_page[best][i] for i in test]
     p, r, f = _f1(held_out)
     shipped = tuple(getattr(m, n) for m, n in GRID)
-    return {"precision": p, "recall": r, "f1": f, "chosen": chosen, "shipped": shipped,
+    return {"precision": p, "recall": r, "f1": f, "chosen": chosen, "shipped": shipped, "names": [n for _, n in GRID],
             "shipped_f1": _f1(per_page[shipped])[2], "best_dev_f1": max(_f1(v)[2] for v in per_page.values())}

@@ -76,6 +76,9 @@ _CHALLENGE_MAX_CHARS = 5000
 # links is pruned (Readability: 0.33, 0.5 for a positively named block).
 LENIENT_BELOW = 500
 LINK_SHARE_MAX = 0.33
+# A block with this many <article> teasers (or one more linked headings) lists other
+# articles; 0 turns the rule off.
+LISTING_MIN = 2
 
 
 def _is_furniture(node: LexborNode, strict: bool) -> bool:
@@ -133,14 +136,42 @@ def _drop(nodes: list[LexborNode], body: LexborNode, total: int, strict: bool) -
         node.decompose()
 
 
+def _teaser_counts(node: LexborNode) -> dict[int, list[int]]:
+    """For each block inside `node`: how many <article> teasers and linked headings it holds
+    (one pass over the teasers and their ancestors, not a query per block)."""
+    counts: dict[int, list[int]] = {}
+    for t in node.css("article, h2 > a[href], h3 > a[href], h4 > a[href], h5 > a[href]"):
+        if t.tag == "a" and (t.attributes.get("href") or "").startswith("#"):
+            continue
+        kind = 0 if t.tag == "article" else 1
+        p = t.parent
+        while p is not None and p.mem_id != node.mem_id:
+            counts.setdefault(p.mem_id, [0, 0])[kind] += 1
+            p = p.parent
+    return counts
+
+
+def _is_listing(el: LexborNode, counts: dict[int, list[int]], share: _Share) -> bool:
+    """A list of other articles ("More in …", related stories): several <article> teasers, or
+    several headings that are each one link to another page. Not when the block is most of
+    the article (a listing page, or a round-up whose sections are linked headings)."""
+    n_articles, n_linked = counts.get(el.mem_id, (0, 0))
+    return (n_articles >= LISTING_MIN or n_linked >= LISTING_MIN + 1) and not share.large(el)
+
+
 def _clean(node: LexborNode, title: str, strict: bool, para_ids: set[int]) -> None:
     """Prune blocks inside the chosen article that look like furniture (Readability's
-    "clean conditionally"): link lists, image galleries without text, short snippets.
-    Innermost first, so a wrapper is judged on what is left inside it."""
+    "clean conditionally"): link lists, lists of other articles, image galleries without
+    text, short snippets. Innermost first, so a wrapper is judged on what is left inside it."""
+    share = _Share([node], share=0.5)
+    counts = _teaser_counts(node) if LISTING_MIN else {}
     for el in reversed(node.css("div, section, ul, ol, table, form, figure, header")):
         if el.mem_id in para_ids or el.parent is None or el.mem_id == node.mem_id:
             continue  # paragraphs are content, however short; the node itself was chosen
         tag = el.tag
+        if counts and tag in ("div", "section", "ul", "ol") and _is_listing(el, counts, share):
+            el.decompose()
+            continue
         if tag == "table" and is_data_table(el):
             continue
         text = el.text(strip=True) or ""
@@ -274,7 +305,7 @@ def extract(html: str | bytes, url: str | None = None, max_chars: int | None = N
         title=title,
         text=r.text,
         links=[{"url": u, "text": t} for u, t in r.links.items()],
-        images=[{"src": s, "alt": a} for s, a in r.images.items()],
+        images=[{"src": s, "alt": a, **({"caption": r.captions[s]} if r.captions.get(s) else {})} for s, a in r.images.items()],
         meta=meta,
     )
     # Challenge and consent pages are short; a page with much text is content even if it

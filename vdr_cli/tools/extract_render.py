@@ -67,6 +67,7 @@ class Rendered:
         self.text = ""
         self.links: dict[str, str] = {}
         self.images: dict[str, str] = {}
+        self.captions: dict[str, str] = {}  # image address -> its figure's caption
 
     def add_link(self, node: LexborNode, base: str | None) -> None:
         href = node.attributes.get("href")
@@ -76,7 +77,7 @@ class Rendered:
         if url not in self.links:
             self.links[url] = _squash(node.text())
 
-    def add_image(self, node: LexborNode, base: str | None) -> None:
+    def add_image(self, node: LexborNode, base: str | None) -> str | None:
         attrs = node.attributes
         src = attrs.get("src") or ""
         if not src or src.startswith("data:"):
@@ -87,24 +88,45 @@ class Rendered:
             url = absolute(base, src)
             if url not in self.images:
                 self.images[url] = (attrs.get("alt") or "").strip()
+            return url
+        return None
+
+
+_CAPTION = re.compile(r"caption|credit", re.I)
+
+
+def _is_caption(node: LexborNode) -> bool:
+    """A block named as a caption or photo credit that holds no image itself (a "wp-caption"
+    wrapper holds the image too, and stays)."""
+    cls = node.attrs.get("class")
+    return bool(cls and _CAPTION.search(cls)) and node.tag not in ("body", "article", "main") \
+        and node.css_first("img, p") is None and len(node.text(strip=True) or "") < 500
 
 
 def render(nodes: list[LexborNode], base: str | None, skip: Callable[[LexborNode], bool] | None = None) -> Rendered:
     out = Rendered()
     parts = []
-    query = "a[href], img, [class], [id]" if skip is not None else "a[href], img"
+    query = "a[href], img, figcaption, [class], [id]" if skip is not None else "a[href], img"
     for node in nodes:
+        last_image = None
         for el in node.css(query):  # document order: a skipped block goes before its links
             if el.parent is None:
                 continue  # inside a block skipped just before
+            tag = el.tag
+            if el.mem_id != node.mem_id and (tag == "figcaption" or _is_caption(el)):
+                # A caption describes a picture, it is not the article's prose: it goes with the
+                # image (the figure's, seen just before) instead of into the text.
+                if last_image is not None:
+                    out.captions.setdefault(last_image, _squash(el.text()))
+                el.decompose()
+                continue
             if skip is not None and el.mem_id != node.mem_id and skip(el):
                 el.decompose()
                 continue
-            tag = el.tag
-            if tag == "a":
+            if tag == "img":
+                last_image = out.add_image(el, base)
+            elif tag == "a":
                 out.add_link(el, base)
-            elif tag == "img":
-                out.add_image(el, base)
         _mark(node)
         parts.append(node.text() or "")
         parts.append(_BREAK)
