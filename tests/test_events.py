@@ -30,6 +30,7 @@ EXAMPLES = {
     "answer": event("answer", text="Gustave Eiffel's company", step=7),
     "end": event("end", reason="answer", stats={"steps": 7, "calls": 9}),
     "error": event("error", message="p.jpg: not an image", where="p.jpg"),
+    "python": event("python", exit=0, timed_out=False, truncated=False, signal=None, ms=71.5, sandbox="linux namespaces"),
 }
 
 

@@ -56,7 +56,18 @@ REF_VISIT = (
     '{"type": "string", "description": "The specific information goal for visiting webpage(s)."}}, "required": '
     '["url", "goal"]}}}'
 )
-REF_PYTHON_START = '{"type": "function", "function": {"name": "PythonInterpreter"'  # the line vdr leaves out
+# deepresearch_agent.py@67af60f lines 31-45 (DEEPRESEARCH_SYSTEM_PROMPT_TEXT) and 67-81
+# (DEEPRESEARCH_SYSTEM_PROMPT): not JSON, its description holds raw newlines.
+REF_PYTHON = (
+    '{"type": "function", "function": {"name": "PythonInterpreter", "description": "Executes Python code in a '
+    "sandboxed environment. To use this tool, you must follow this format:\n1. The 'arguments' JSON object must be "
+    "empty: {}.\n2. The Python code to be executed must be placed immediately after the JSON block, enclosed within "
+    "<code> and </code> tags.\n\nIMPORTANT: Any output you want to see MUST be printed to standard output using the "
+    'print() function.\n\nExample of a correct call:\n<tool_call>\n{"name": "PythonInterpreter", "arguments": {}}\n'
+    '<code>\nimport numpy as np\n# Your code here\nprint(f"The result is: {np.mean([1,2,3])}")\n</code>\n'
+    '</tool_call>", "parameters": {"type": "object", "properties": {}, "required": []}}}'
+)
+REF_PYTHON_START = '{"type": "function", "function": {"name": "PythonInterpreter"'
 REF_FOOTER = (
     "\n</tools>\n\nFor each function call, return a json object with function name and arguments within "
     "<tool_call></tool_call> XML tags:\n<tool_call>\n"
@@ -64,9 +75,14 @@ REF_FOOTER = (
 )
 REF_DATE = "Current date: "
 
-# DEEPRESEARCH_SYSTEM_PROMPT / _TEXT with the PythonInterpreter line removed, + today_date().
-REF_SYSTEM_IMAGES = REF_INTRO + REF_HEADER + "\n".join([REF_SEARCH, REF_CROP, REF_VISIT]) + REF_FOOTER + REF_DATE + DATE
-REF_SYSTEM_TEXT = REF_INTRO + REF_HEADER + "\n".join([REF_SEARCH, REF_VISIT]) + REF_FOOTER + REF_DATE + DATE
+# DEEPRESEARCH_SYSTEM_PROMPT / _TEXT + today_date(), and both without the PythonInterpreter
+# line (--no-python, or no sandbox on this platform).
+REF_SYSTEM_IMAGES = (REF_INTRO + REF_HEADER + "\n".join([REF_SEARCH, REF_CROP, REF_VISIT, REF_PYTHON]) + REF_FOOTER
+                     + REF_DATE + DATE)
+REF_SYSTEM_TEXT = REF_INTRO + REF_HEADER + "\n".join([REF_SEARCH, REF_VISIT, REF_PYTHON]) + REF_FOOTER + REF_DATE + DATE
+REF_SYSTEM_IMAGES_NO_PYTHON = REF_SYSTEM_IMAGES.replace("\n" + REF_PYTHON, "")
+REF_SYSTEM_TEXT_NO_PYTHON = REF_SYSTEM_TEXT.replace("\n" + REF_PYTHON, "")
+ALL_TOOLS = ["search", "crop_and_search", "visit", "PythonInterpreter"]
 
 REF_FORMAT_ERROR = "Error: Invalid content format. Content must contain <tool_call> or <answer> tags. Let's try again."
 REF_REPETITION_ERROR = ("Error: Content repetition detected. Invalid content format. Content must contain "
@@ -84,11 +100,11 @@ def _golden(name: str) -> str:
 
 
 def _write_goldens() -> None:
-    (GOLDEN / "system_prompt_images.txt").write_text(p.system_prompt(["search", "crop_and_search", "visit"], DATE, True),
+    (GOLDEN / "system_prompt_images.txt").write_text(p.system_prompt(ALL_TOOLS, DATE, True),
                                                      encoding="utf-8", newline="")
-    (GOLDEN / "system_prompt_text.txt").write_text(p.system_prompt(["search", "crop_and_search", "visit"], DATE, False),
+    (GOLDEN / "system_prompt_text.txt").write_text(p.system_prompt(ALL_TOOLS, DATE, False),
                                                    encoding="utf-8", newline="")
-    system = p.system_prompt(["search", "crop_and_search", "visit"], DATE, True)
+    system = p.system_prompt(ALL_TOOLS, DATE, True)
     (GOLDEN / "first_turn.txt").write_text(p.chatml_prefix(system, p.first_user_text(QUESTION, ["image_1"]), 1),
                                            encoding="utf-8", newline="")
 
@@ -97,34 +113,38 @@ def _write_goldens() -> None:
 
 
 def test_system_prompt_with_images_matches_reference_and_golden():
-    got = p.system_prompt(["search", "crop_and_search", "visit"], DATE, with_images=True)
+    got = p.system_prompt(ALL_TOOLS, DATE, with_images=True)
     assert got == REF_SYSTEM_IMAGES
     assert _golden("system_prompt_images.txt") == REF_SYSTEM_IMAGES
+    assert p.system_prompt(ALL_TOOLS[:3], DATE, with_images=True) == REF_SYSTEM_IMAGES_NO_PYTHON
 
 
 def test_system_prompt_text_variant_has_no_crop_and_search():
-    got = p.system_prompt(["search", "crop_and_search", "visit"], DATE, with_images=False)
+    got = p.system_prompt(ALL_TOOLS, DATE, with_images=False)
     assert got == REF_SYSTEM_TEXT
     assert _golden("system_prompt_text.txt") == REF_SYSTEM_TEXT
     assert "crop_and_search" not in got
+    assert p.system_prompt(ALL_TOOLS[:3], DATE, with_images=False) == REF_SYSTEM_TEXT_NO_PYTHON
 
 
 def test_system_prompt_pieces():
-    got = p.system_prompt(list(p.DEFAULT_TOOLS), DATE, with_images=True)
+    got = p.system_prompt(list(p.TRAINED_TOOLS), DATE, with_images=True)
     assert got.startswith(REF_INTRO + "\n\n# Tools\n\n")
     assert got.endswith("</tool_call>\n\nCurrent date: 2026-01-15")
-    assert REF_PYTHON_START not in got and "PythonInterpreter" not in got
-    lines = got.split("<tools>\n")[1].split("\n</tools>")[0].split("\n")
+    tools = got.split("<tools>\n")[1].split("\n</tools>")[0]
+    assert tools.endswith("\n" + REF_PYTHON) and tools.count(REF_PYTHON_START) == 1
+    lines = tools[: -len(REF_PYTHON) - 1].split("\n")
     assert lines == [REF_SEARCH, REF_CROP, REF_VISIT]
     for line in lines:
-        json.loads(line)  # each tool line is one JSON object
+        json.loads(line)  # each tool line but PythonInterpreter's is one JSON object
 
 
 def test_tool_specs_serialise_to_reference_lines():
     assert p.tool_line("search") == REF_SEARCH
     assert p.tool_line("crop_and_search") == REF_CROP
     assert p.tool_line("visit") == REF_VISIT
-    assert set(p.TOOL_SPECS) == {"search", "crop_and_search", "visit", "zoom"}
+    assert p.tool_line("PythonInterpreter") == REF_PYTHON
+    assert set(p.TOOL_SPECS) == {"search", "crop_and_search", "visit", "PythonInterpreter", "zoom"}
 
 
 def test_tool_order_and_selection():
@@ -134,7 +154,7 @@ def test_tool_order_and_selection():
     assert [json.loads(x)["function"]["name"] for x in lines] == ["search", "visit", "zoom"]
     assert "zoom" not in p.system_prompt(["search", "zoom"], DATE, with_images=False)
     with pytest.raises(ValueError):
-        p.system_prompt(["search", "PythonInterpreter"], DATE, with_images=True)
+        p.system_prompt(["search", "python"], DATE, with_images=True)
 
 
 def test_zoom_spec_is_opt_in_and_1000_based():

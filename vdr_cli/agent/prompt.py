@@ -35,8 +35,7 @@ CROP_EXTRACT_IMAGES = 10    # images from the page body given to the crop summar
 # --- tools ---------------------------------------------------------------------
 # The JSON specs exactly as the reference system prompt lists them (key order matters:
 # `json.dumps` with default separators reproduces the reference lines byte for byte).
-# The reference also lists a `PythonInterpreter` tool; vdr does not execute code the
-# model writes, so that tool is left out of every prompt (see docs/reference-format.md).
+# PythonInterpreter's line is not JSON (raw newlines in its description): see PYTHON_LINE.
 
 SEARCH_SPEC: dict[str, Any] = {
     "type": "function",
@@ -132,15 +131,37 @@ ZOOM_SPEC: dict[str, Any] = {
     },
 }
 
+# --- PythonInterpreter (the model's code runs in tools/sandbox.py) -----------------
+PYTHON = "PythonInterpreter"
+# Literally as the reference lists it (Osilly/Vision-DeepResearch@67af60f
+# rllm/eval/deepresearch_agent.py lines 31-45 and 67-81, DEEPRESEARCH_SYSTEM_PROMPT_TEXT
+# and DEEPRESEARCH_SYSTEM_PROMPT; the same bytes at bac38dc lines 32-46 and 68-82).
+PYTHON_LINE = (
+    '{"type": "function", "function": {"name": "PythonInterpreter", "description": "Executes Python code in a '
+    "sandboxed environment. To use this tool, you must follow this format:\n"
+    "1. The 'arguments' JSON object must be empty: {}.\n"
+    "2. The Python code to be executed must be placed immediately after the JSON block, enclosed within <code> "
+    "and </code> tags.\n\n"
+    "IMPORTANT: Any output you want to see MUST be printed to standard output using the print() function.\n\n"
+    "Example of a correct call:\n<tool_call>\n"
+    '{"name": "PythonInterpreter", "arguments": {}}\n<code>\nimport numpy as np\n# Your code here\n'
+    'print(f"The result is: {np.mean([1,2,3])}")\n</code>\n</tool_call>", '
+    '"parameters": {"type": "object", "properties": {}, "required": []}}}'
+)
+# deepresearch_agent.py@67af60f MultiTurnReactAgent._run / execute_python (bac38dc lines 494-515, 749).
+PYTHON_FORMAT_ERROR = "[Python Interpreter Error]: Python code formatting error."
+
 TOOL_SPECS: dict[str, dict[str, Any]] = {
     "search": SEARCH_SPEC,
     "crop_and_search": CROP_AND_SEARCH_SPEC,
     "visit": VISIT_SPEC,
+    PYTHON: {"type": "function", "function": {"name": PYTHON}},  # written as PYTHON_LINE
     "zoom": ZOOM_SPEC,
 }
-TRAINED_TOOLS: tuple[str, ...] = ("search", "crop_and_search", "visit")  # the reference's order
+TRAINED_TOOLS: tuple[str, ...] = ("search", "crop_and_search", "visit", PYTHON)  # the reference's order
 IMAGE_TOOLS = frozenset({"crop_and_search", "zoom"})  # dropped when the session has no image
-DEFAULT_TOOLS: tuple[str, ...] = TRAINED_TOOLS
+# PythonInterpreter joins the defaults where a sandbox can run it (see --python).
+DEFAULT_TOOLS: tuple[str, ...] = ("search", "crop_and_search", "visit")
 
 # --- system prompt -------------------------------------------------------------
 
@@ -169,7 +190,10 @@ DATE_PREFIX = "Current date: "
 
 
 def tool_line(name: str) -> str:
-    """One tool as the reference writes it inside <tools>: one JSON object on one line."""
+    """One tool as the reference writes it inside <tools>: one JSON object on one line
+    (PythonInterpreter: the reference's literal text, which spans lines)."""
+    if name == PYTHON:
+        return PYTHON_LINE
     return json.dumps(TOOL_SPECS[name], ensure_ascii=False)
 
 
@@ -187,8 +211,8 @@ def prompt_tools(tools: Iterable[str], with_images: bool) -> list[str]:
 def system_prompt(tools: Sequence[str], date: str, with_images: bool) -> str:
     """The system turn. For ["search", "crop_and_search", "visit"] it is the reference's
     DEEPRESEARCH_SYSTEM_PROMPT (with_images) or DEEPRESEARCH_SYSTEM_PROMPT_TEXT (without:
-    no crop_and_search), minus the PythonInterpreter line, + "Current date: YYYY-MM-DD"
-    (no trailing newline)."""
+    no crop_and_search) + "Current date: YYYY-MM-DD" (no trailing newline); without
+    "PythonInterpreter" (no sandbox, or --no-python) its line is left out."""
     lines = "\n".join(tool_line(t) for t in prompt_tools(tools, with_images))
     return INTRO + "\n\n" + TOOLS_HEADER + lines + TOOLS_FOOTER + DATE_PREFIX + date
 

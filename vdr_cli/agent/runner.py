@@ -43,6 +43,7 @@ class AskRequest:
     batch: Path | None = None
     parallel: int = 1
     verbose: bool = False
+    python: bool | None = None  # PythonInterpreter: None = when a sandbox is available
 
 
 def split_args(args: list[str]) -> tuple[list[str], str]:
@@ -152,6 +153,30 @@ def open_model_for(req: AskRequest, conf: dict[str, Any], model_text: str | None
     return spec, open_model(spec, opts)
 
 
+_python_notice_said = False
+
+
+def python_wanted(choice: bool | None) -> bool:
+    """Whether PythonInterpreter goes in the prompt: --python/--no-python, else when
+    the model's code can be jailed here (tools/sandbox.py; a one-line notice when not)."""
+    global _python_notice_said
+    if choice is False:
+        return False
+    from vdr_cli.tools.sandbox import availability
+
+    found = availability()
+    if found.ok:
+        return True
+    if choice:
+        raise UsageError(f"--python: {found.reason}", hint="run without --python (the tool is then left out)")
+    if not _python_notice_said:
+        from vdr_cli.render.output import say
+
+        say("ask", "warning", f"PythonInterpreter left out of the prompt: {found.reason}")
+        _python_notice_said = True
+    return False
+
+
 def build_toolbox(req: AskRequest, conf: dict[str, Any], images: list, model: Any, tools: list[str]):
     from vdr_cli.agent.summarise import model_summariser
     from vdr_cli.agent.toolbox import ToolSettings, WebToolbox
@@ -159,7 +184,7 @@ def build_toolbox(req: AskRequest, conf: dict[str, Any], images: list, model: An
     ts = ToolSettings(search_provider=req.search_provider, image_provider=req.image_provider,
                       use_cache=conf["use_cache"], allow_private=bool(conf["allow_private"]))
     summarise = model_summariser(model) if req.summaries == "model" else None
-    return WebToolbox(images, ts, summarise=summarise, zoom="zoom" in tools)
+    return WebToolbox(images, ts, summarise=summarise, zoom="zoom" in tools, python="PythonInterpreter" in tools)
 
 
 def loop_config(req: AskRequest, model_name: str, tools: list[str], on_token: Callable[[str], None] | None,
@@ -214,6 +239,7 @@ def _fresh(req: AskRequest, image_args: list[str], question: str, quiet: bool = 
     conf = settings(req)
     images = load_images(image_args, conf["max_pixels"])  # bad images fail before the model loads
     tools = [t for t in DEFAULT_TOOLS if images or t != "crop_and_search"] + (["zoom"] if req.zoom and images else [])
+    tools += ["PythonInterpreter"] if python_wanted(req.python) else []
     try:
         spec, model = open_model_for(req, conf)
     except ModelError as exc:

@@ -59,6 +59,13 @@ class ToolSettings:
     hits_to_read: int = 3  # reverse-search hits whose pages are read (the reference keeps 3)
     max_urls: int = 5  # URLs per visit call, as the reference
     max_boxes: int = 8
+    python_limits: Any = None  # tools.sandbox.Limits; None: its defaults (the reference's 50 s)
+
+    def __post_init__(self) -> None:
+        if self.python_limits is None:
+            from vdr_cli.tools.sandbox import Limits
+
+            self.python_limits = Limits()
 
 
 def _strings(value: Any) -> list[str]:
@@ -73,17 +80,20 @@ class WebToolbox:
     """search, visit, crop_and_search (and opt-in zoom) on the live web."""
 
     def __init__(self, images: list[SessionImage], settings: ToolSettings, summarise: Summariser | None = None,
-                 zoom: bool = False) -> None:
+                 zoom: bool = False, python: bool = False) -> None:
         self.images = {img.id: img for img in images}
         self.settings = settings
         self.summarise = summarise
         self.zoom_enabled = zoom
+        self.python_enabled = python  # PythonInterpreter in the prompt (a sandbox is available)
         self._sources: dict[str, Any] = {}  # image id -> opened Source: read and hashed once a session
 
     async def call(self, tool: str, args: dict[str, Any]) -> ToolOutcome:
         handlers = {"search": self.search, "visit": self.visit, "crop_and_search": self.crop_and_search}
         if self.zoom_enabled:
             handlers["zoom"] = self.zoom
+        if tool == "PythonInterpreter":
+            handlers[tool] = self.python  # answers "not available" itself when off, as the reference does
         handler = handlers.get(tool)
         if handler is None:
             return ToolOutcome(f"Tool {tool} not found. Available tools: {sorted(handlers)}", ok=False, error="unknown tool")
@@ -211,6 +221,29 @@ class WebToolbox:
             region["pages"] = [{**as_visit_page(p), "final_url": p.get("final_url")} for p in pages]
             region["events"].extend(pages)
         return region
+
+    # --- PythonInterpreter ----------------------------------------------------------
+
+    async def python(self, args: dict[str, Any]) -> ToolOutcome:
+        from vdr_cli.agent import prompt
+        from vdr_cli.agent.python_text import EXECUTION_ERROR, format_python_run
+        from vdr_cli.tools.sandbox import SandboxError, availability, run_python
+
+        code = args.get("code")
+        if not isinstance(code, str):  # the call had no <code>...</code>
+            return ToolOutcome(prompt.PYTHON_FORMAT_ERROR, ok=False, error="no <code>...</code> in the call")
+        if not self.python_enabled:
+            return ToolOutcome(prompt.PYTHON_NOT_AVAILABLE, ok=False, error="PythonInterpreter is off")
+        limits = self.settings.python_limits
+        try:
+            run = await asyncio.to_thread(run_python, code, limits)
+        except SandboxError as exc:
+            return ToolOutcome(EXECUTION_ERROR.format(error=exc), ok=False, error=str(exc))
+        record = {"type": "python", "exit": run.exit_code, "timed_out": run.timed_out, "truncated": run.truncated,
+                  "signal": run.signal, "ms": round(run.ms, 1), "sandbox": availability().mechanism}
+        failed = run.timed_out or bool(run.stderr) or run.signal is not None
+        return ToolOutcome(format_python_run(run, limits.wall_s, limits.output_bytes), ok=not failed, data=[record],
+                           error="the code failed or was stopped" if failed else None)
 
     # --- zoom (opt-in) -----------------------------------------------------------
 

@@ -14,6 +14,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from vdr_cli.agent.prompt import PYTHON
+
 _THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.S)
 _CALL = re.compile(r"<tool_call>(.*?)</tool_call>", re.S)
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
@@ -65,6 +67,9 @@ def parse_turn(raw: str) -> ParsedTurn:
         raw = raw[: raw.index("<tool_response>")]
     call = _CALL.search(raw)
     if call:
+        python = python_args(raw)
+        if python is not None:
+            return ParsedTurn("call", think=think, tool=PYTHON, args=python)
         try:
             data = loads_lenient(call.group(1))
         except ValueError:
@@ -84,6 +89,27 @@ def parse_turn(raw: str) -> ParsedTurn:
     if answer:
         return ParsedTurn("answer", think=think, answer=answer.group(1).strip())
     return ParsedTurn("invalid", think=think, error="no <tool_call> or <answer>")
+
+
+def python_args(raw: str) -> dict[str, str] | None:
+    """The reference's PythonInterpreter rule: a tool call whose text mentions "python"
+    (any case, anywhere: even a search query) is a Python call, and its code is what
+    lies between <code> and </code> inside it, stripped.
+
+    Returns None for other calls, {"code": CODE} for a Python call, and {} when
+    it has no <code> (the reference's "[Python Interpreter Error]: Python code
+    formatting error.").  The string
+    splits are the reference's own (deepresearch_agent.py@67af60f `_run`; bac38dc
+    lines 490-503), so edge cases (no </code>, several calls) cut where it cuts.
+    """
+    if "<tool_call>" not in raw or "</tool_call>" not in raw:
+        return None
+    call_text = raw.split("<tool_call>")[1].split("</tool_call>")[0]
+    if "python" not in call_text.lower():
+        return None
+    if "<code>" not in call_text:
+        return {}
+    return {"code": call_text.split("<code>")[1].split("</code>")[0].strip()}
 
 
 def is_repetitive(text: str, n: int = 30, threshold: float = 0.5) -> bool:

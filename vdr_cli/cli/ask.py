@@ -14,8 +14,8 @@ HELP = """\
 Research a question, about one or more images or none, with the agent loop.
 
 The last argument is the question; those before it are images. The model
-thinks, calls tools (search, crop_and_search, visit) and answers in the
-format Vision-DeepResearch was trained on. Every session writes a trace
+thinks, calls tools (search, crop_and_search, visit, PythonInterpreter) and
+answers in the format Vision-DeepResearch was trained on. Every session writes a trace
 (one event per line) to -o FILE or to the data folder; its path is printed on
 stderr. On a terminal a live view goes to stderr and the answer to stdout;
 piped or with --json, the events go to stdout.
@@ -56,6 +56,7 @@ def ask_command(
     batch: Optional[Path] = typer.Option(None, "--batch", help="JSONL file of questions: one session per line."),
     parallel: int = typer.Option(1, "--parallel", "-P", help="Sessions at once with --batch (HTTP models; in-process models run one at a time)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show llama.cpp's own logs."),
+    python: Optional[bool] = typer.Option(None, "--python/--no-python", help="Offer the PythonInterpreter tool (code runs in a sandbox: no network, no $HOME). Default: when a sandbox can be built here.", show_default=False),
 ) -> int:
     from vdr_cli.agent.runner import AskRequest, run_ask
 
@@ -64,5 +65,6 @@ def ask_command(
         max_time=max_time, ctx=ctx, grammar=grammar, zoom=zoom, temperature=temperature, top_p=top_p, seed=seed,
         max_tokens=max_tokens, summaries=summaries, search_provider=search_provider, image_provider=image_provider,
         allow_private=allow_private, no_cache=no_cache, resume=resume, batch=batch, parallel=parallel, verbose=verbose,
+        python=python,
     )
     return run_ask(request)

@@ -23,6 +23,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "answer",
     "end",
     "error",
+    "python",
 )
 
 END_REASONS: tuple[str, ...] = ("answer", "max_steps", "context_full", "error", "interrupted")
