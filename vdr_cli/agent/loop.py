@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vdr_cli.agent import prompt
+from vdr_cli.agent.fold import Folder, FoldPolicy
 from vdr_cli.agent.toolbox import SessionImage, Toolbox, ToolOutcome
 from vdr_cli.agent.turns import ParsedTurn, is_repetitive, parse_turn, word_count
 from vdr_cli.models.base import ImageInput, ModelSession, SamplingParams, Turn
@@ -34,6 +35,7 @@ class LoopConfig:
     tools: tuple[str, ...] = ()
     image_ids: tuple[str, ...] = ()
     answer_reserve: int = 1024  # context tokens kept free for the final answer
+    fold: FoldPolicy | None = None  # context folding (fold.py); None: the reference's behaviour
     on_token: Callable[[str], None] | None = None
 
 
@@ -64,6 +66,9 @@ class ResearchLoop:
         self.final_requested: str | None = None
         self.known_urls: list[str] = []  # URLs results returned: what a constrained visit may name
         self.t0 = time.perf_counter()
+        self.folder = Folder(config.fold) if config.fold else None
+        if self.folder is not None:
+            self.emit = self.folder.watch(emit)  # the folder keeps the turns the model has seen
 
     # --- one session -----------------------------------------------------------
 
@@ -88,6 +93,8 @@ class ResearchLoop:
         """Continue from the current context (used by run and by resume)."""
         try:
             while True:
+                if self.folder is not None and self.final_requested is None:
+                    self.model_ms += self.folder.maybe_fold(self.model, self.step_n, self.emit, self.config.answer_reserve)
                 ending = self._budget_exhausted()
                 if ending and self.final_requested is None:
                     pending_prompt = self._request_final(ending)
@@ -240,6 +247,8 @@ class ResearchLoop:
             "ms": {"total": round(total_ms, 1), "model": round(self.model_ms, 1), "tools": round(self.tool_ms, 1),
                    "vdr": round(max(0.0, total_ms - self.model_ms - self.tool_ms), 1)},
         }
+        if self.folder is not None:
+            stats["folds"] = self.folder.folds
         try:
             stats["model"] = self.model.stats.as_dict()
         except Exception:  # stats are informative; never fail the ending over them

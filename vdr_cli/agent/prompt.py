@@ -316,3 +316,40 @@ def final_answer_request(reason: Literal["max_steps", "repetition", "context"], 
     if reason in ("repetition", "context"):
         return f"Based on all the information above, please provide your best answer now in the format: {FINAL_FORMAT}"
     raise ValueError(f"unknown final-answer reason {reason!r}")
+
+
+# --- context folding (vdr's own, never sent to a session that fits its window) --------
+# The reference has no folding; these texts are vdr's. A folded tool response stays a
+# <tool_response> turn, so the turn structure the model was trained on is unchanged.
+
+FOLDED_EVIDENCE = "[evidence folded to save context]"
+
+
+def folded_result(step: int, tool: str, chars: int, urls: Sequence[str], gist: str) -> str:
+    """The one-line stand-in for a tool response folded away completely."""
+    text = f"[Folded to save context: the {tool} result of step {step} ({chars} characters)."
+    if urls:
+        text += " Sources: " + ", ".join(urls) + "."
+    if gist:
+        text += f" Gist: {gist}"
+    return text + "]"
+
+
+FOLDED_THOUGHT = "[earlier reasoning folded to save context]"
+
+SUMMARY_REQUEST = (
+    "Your context window is nearly full, so your research so far will be replaced by a summary that you write "
+    "now. Write the research state for yourself: the question, what you have established (with the URLs that "
+    "support it), what you ruled out, the open leads, and what to do next. Write only the summary, inside "
+    "<summary></summary> tags."
+)
+SUMMARY_STOP = "</summary>"
+
+
+def summary_turn(summary: str) -> str:
+    """The user turn that stands for the folded steps under `--fold summarise`."""
+    return (
+        "Your earlier research steps were folded to save context. This is your own summary of them:\n"
+        f"<summary>\n{summary.strip()}\n</summary>\n"
+        "Continue the research from here."
+    )

@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
+from vdr_cli.agent.fold import FoldPolicy
 from vdr_cli.agent.loop import LoopConfig
 from vdr_cli.agent.session import kept_events, read_trace, resume_session, run_session, spec_from_header
 from vdr_cli.agent.toolbox import Toolbox
@@ -60,6 +61,9 @@ def rerun(events: list[Event], make_toolbox: Callable[[list], Toolbox], config: 
     if live_model is None:
         turns = [step["raw"] for step, _ in recorded.steps]
         model = ScriptedSession(turns, name="recorded", n_ctx=int((spec.model or {}).get("ctx") or 32768))
+        # Recorded turns were written after the recorded folds: the same folds, at the same steps.
+        config = dataclasses.replace(config, fold=FoldPolicy("recorded", recorded=tuple(recorded.folds))
+                                     if recorded.folds else None)
     else:
         model = live_model
     spec = dataclasses.replace(spec, id=uuid.uuid4().hex[:12])

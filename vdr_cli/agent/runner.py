@@ -27,7 +27,7 @@ class AskRequest:
     json_out: bool = False
     max_steps: int = 50
     max_time: float | None = None
-    ctx: int | None = None
+    ctx: int | str | None = None  # "auto": the window that fits in free memory (HTTP: the server's)
     grammar: str = "auto"
     zoom: bool = False
     temperature: float = 0.6
@@ -44,6 +44,9 @@ class AskRequest:
     parallel: int = 1
     verbose: bool = False
     python: bool | None = None  # PythonInterpreter: None = when a sandbox is available
+    fold: str = "keep-last:3"  # context folding (agent/fold.py): keep-last:K, summarise or off
+    fold_at: float | None = None  # fold threshold, a fraction of the window
+    kv_type: str = "f16"
 
 
 def split_args(args: list[str]) -> tuple[list[str], str]:
@@ -148,8 +151,8 @@ def open_model_for(req: AskRequest, conf: dict[str, Any], model_text: str | None
     from vdr_cli.models.spec import parse_spec
 
     spec = parse_spec(model_text or conf["model"], mmproj=req.mmproj)
-    opts = LoadOptions(ctx=req.ctx or spec.ctx or conf["ctx"], n_gpu_layers=conf["n_gpu_layers"], threads=conf["threads"],
-                       verbose=req.verbose, api_key=conf["api_key"])
+    opts = LoadOptions(ctx=parse_ctx(req.ctx) or spec.ctx or conf["ctx"], n_gpu_layers=conf["n_gpu_layers"],
+                       threads=conf["threads"], verbose=req.verbose, api_key=conf["api_key"], kv_type=req.kv_type)
     return spec, open_model(spec, opts)
 
 
@@ -177,6 +180,17 @@ def python_wanted(choice: bool | None) -> bool:
     return False
 
 
+def parse_ctx(value: int | str | None) -> int | str | None:
+    """`--ctx N` or `--ctx auto`."""
+    if value is None or isinstance(value, int):
+        return value
+    if value.strip().lower() == "auto":
+        return "auto"
+    if value.strip().isdigit() and int(value) >= 256:
+        return int(value)
+    raise UsageError(f"--ctx {value!r}", hint="give a number of tokens (at least 256) or auto")
+
+
 def build_toolbox(req: AskRequest, conf: dict[str, Any], images: list, model: Any, tools: list[str]):
     from vdr_cli.agent.summarise import model_summariser
     from vdr_cli.agent.toolbox import ToolSettings, WebToolbox
@@ -198,10 +212,17 @@ def loop_config(req: AskRequest, model_name: str, tools: list[str], on_token: Ca
     if req.summaries not in ("model", "extractive"):
         raise UsageError(f"--summaries {req.summaries!r}", hint="use model or extractive")
     check_flags(req)
+    from vdr_cli.models.memory import KV_TYPES
+
+    if req.kv_type not in KV_TYPES:
+        raise UsageError(f"--kv-type {req.kv_type!r}", hint=f"use {', '.join(KV_TYPES)}")
+    from vdr_cli.agent.fold import parse_fold
+
+    fold = parse_fold(req.fold, req.fold_at)
     sampling = SamplingParams(temperature=req.temperature, top_p=req.top_p, seed=req.seed, max_tokens=req.max_tokens)
     return LoopConfig(max_steps=req.max_steps, max_seconds=req.max_time, sampling=sampling,
                       constrain=wants_grammar(req.grammar, model_name), tools=tuple(tools), image_ids=tuple(image_ids),
-                      answer_reserve=min(1024, req.max_tokens), on_token=on_token)
+                      answer_reserve=min(1024, req.max_tokens), on_token=on_token, fold=fold)
 
 
 def live_view(req: AskRequest):

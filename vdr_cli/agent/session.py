@@ -3,7 +3,8 @@
 Resume rebuilds the model's context from a trace (no tool is re-executed):
 the session header gives the system prompt and first turn, each `step`'s
 `raw` is the assistant turn, each `result`'s `content` the tool response,
-and a step's `prompt` the corrective or final-answer message before it.
+a step's `prompt` the corrective or final-answer message before it, and each
+`fold` what replaced older turns (fold.rebuild): the model sees what it saw.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from vdr_cli import __version__
 from vdr_cli.agent import prompt
+from vdr_cli.agent.fold import rebuild
 from vdr_cli.agent.loop import Emit, LoopConfig, Outcome, ResearchLoop
 from vdr_cli.agent.toolbox import SessionImage, Toolbox
 from vdr_cli.errors import InputError
@@ -79,6 +81,7 @@ class Recorded:
     steps: list[tuple[Event, Event | None]]  # (step, its result if it made a call)
     ended: Event | None
     answered: bool
+    folds: list[Event] = field(default_factory=list)  # in trace order
 
 
 def read_trace(events: Iterable[Event], source: str = "trace") -> Recorded:
@@ -88,11 +91,12 @@ def read_trace(events: Iterable[Event], source: str = "trace") -> Recorded:
     calls: dict[int, str] = {}
     ended = None
     answered = False
+    folds: list[Event] = []
     from vdr_cli.trace.schema import validate_event
 
     for i, ev in enumerate(events, start=1):
         kind = ev.get("type")
-        if kind in ("session", "step", "call", "result", "end"):
+        if kind in ("session", "step", "call", "result", "fold", "end"):
             # A malformed trace is bad input: name the record, never a KeyError.
             problems = validate_event(ev)
             if problems:
@@ -110,6 +114,8 @@ def read_trace(events: Iterable[Event], source: str = "trace") -> Recorded:
             results[str(ev.get("id"))] = ev
         elif kind == "answer":
             answered = True
+        elif kind == "fold":
+            folds.append(ev)
         elif kind == "end":
             ended = ev
     if header is None:
@@ -121,7 +127,7 @@ def read_trace(events: Iterable[Event], source: str = "trace") -> Recorded:
         if call_id and result is None:
             break  # the call never got its result: resume re-generates from that step
         paired.append((step, result))
-    return Recorded(header=header, steps=paired, ended=ended, answered=answered)
+    return Recorded(header=header, steps=paired, ended=ended, answered=answered, folds=folds)
 
 
 def spec_from_header(header: Event) -> SessionSpec:
@@ -146,20 +152,22 @@ def resume_session(recorded: Recorded, model: ModelSession, toolbox: Toolbox, em
     """
     spec = spec_from_header(recorded.header)
     loop = ResearchLoop(model, toolbox, emit, config)
+    steps = [(s, r) for s, r in recorded.steps if upto_step is None or int(s["n"]) <= upto_step]
+    done = {int(s["n"]) for s, _ in steps}
+    entries = rebuild(steps, [f for f in recorded.folds if int(f.get("step", 0)) in done])
     model.start(spec.system_prompt(), spec.first_turn())
+    head = model.n_tokens
+    for entry in entries:
+        model.append(entry.turn())
+    if loop.folder is not None:
+        loop.folder.entries, loop.folder.head_tokens = entries, head
     pending: str | None = None
-    for step, result in recorded.steps:
-        if upto_step is not None and int(step["n"]) > upto_step:
-            break
-        if step.get("prompt"):
-            model.append(Turn("user", step["prompt"]))
-        model.append(Turn("assistant", step["raw"]))
+    for step, result in steps:
         loop.step_n = int(step["n"])
         if result is not None:
             loop._learn_urls(result.get("data") or [])
             loop.calls += 1
             loop.tool_counts[result["tool"]] = loop.tool_counts.get(result["tool"], 0) + 1
-            model.append(Turn("user", prompt.tool_response(result["content"])))
             pending = None
         else:
             from vdr_cli.agent.turns import parse_turn
@@ -173,8 +181,8 @@ def kept_events(events: Iterable[Event], upto_step: int | None) -> list[Event]:
     """The prefix of a trace that a resume or fork keeps.
 
     Steps are kept in order up to `upto_step` and up to the first step whose
-    call never got its result (that step is generated again); `answer` and
-    `end` events go (the session continues).
+    call never got its result (that step is generated again), with the folds
+    made after a kept step; `answer` and `end` events go (the session continues).
     """
     evs = list(events)
     # read_trace pairs steps with results and stops at the first call left unanswered.
@@ -187,7 +195,7 @@ def kept_events(events: Iterable[Event], upto_step: int | None) -> list[Event]:
             continue
         if kind == "step" and int(e.get("n", 0)) not in keep:
             continue
-        if kind == "call" and int(e.get("step", 0)) not in keep:
+        if kind in ("call", "fold") and int(e.get("step", 0)) not in keep:
             continue
         if kind == "result" and call_step.get(str(e.get("id"))) not in keep:
             continue

@@ -40,7 +40,10 @@ def ask_command(
     json_out: bool = typer.Option(False, "--json", "-j", help="Write the events to stdout even on a terminal."),
     max_steps: int = typer.Option(50, "--max-steps", help="Model calls before the final answer is requested (the reference uses 50)."),
     max_time: Optional[float] = typer.Option(None, "--max-time", help="Wall-time budget in seconds; then the final answer is requested."),
-    ctx: Optional[int] = typer.Option(None, "--ctx", help="Context window in tokens [config model.ctx]."),
+    ctx: Optional[str] = typer.Option(None, "--ctx", help="Context window in tokens, or auto: what fits in free RAM/VRAM (HTTP: the server's) [config model.ctx]."),
+    fold: str = typer.Option("keep-last:3", "--fold", help="When the window fills: keep-last:K (fold older tool results to digests), summarise (the model's own summary replaces old steps) or off (ask for the final answer, as the reference)."),
+    fold_at: Optional[float] = typer.Option(None, "--fold-at", help="Fold once the context passes this fraction of the window (default 0.75).", show_default=False),
+    kv_type: str = typer.Option("f16", "--kv-type", help="KV cache type for in-process models: f16, q8_0 or q4_0 (quantized caches use flash attention)."),
     grammar: str = typer.Option("auto", "--grammar", help="Constrain decoding to the turn format: auto (for models not trained on it), on, off."),
     zoom: bool = typer.Option(False, "--zoom", help="Offer the opt-in zoom tool (crops go back to the model as images)."),
     temperature: float = typer.Option(0.6, "--temperature", help="Sampling temperature (0: greedy)."),
@@ -66,5 +69,6 @@ def ask_command(
         max_tokens=max_tokens, summaries=summaries, search_provider=search_provider, image_provider=image_provider,
         allow_private=allow_private, no_cache=no_cache, resume=resume, batch=batch, parallel=parallel, verbose=verbose,
         python=python,
+        fold=fold, fold_at=fold_at, kv_type=kv_type,
     )
     return run_ask(request)

@@ -110,13 +110,32 @@ def info_command(
     info = {"model": spec.name, **summary(spec.gguf)}
     if spec.mmproj:
         info["mmproj"] = summary(spec.mmproj)
+    info.update(_memory(spec.gguf, spec.mmproj))
     if json_mode(json_out):
         stdout_writer().write(info)
         return
     for key, value in info.items():
-        if isinstance(value, dict):
+        if key == "kv_bytes_per_token":
+            value = ", ".join(f"{t} {n}" for t, n in value.items())
+        elif isinstance(value, dict):
             value = f"{value['path']} ({value['projector_type']}, {value['bytes'] / 1e6:.1f} MB)"
         print_line(f"{key:<18} {value}")
+
+
+def _memory(gguf: Path, mmproj: Optional[Path]) -> dict:
+    """KV cache bytes per token by cache type, and the window `--ctx auto` would pick here (CPU)."""
+    from vdr_cli.errors import InputError
+    from vdr_cli.models.gguf_header import read_metadata
+    from vdr_cli.models.memory import KV_TYPES, auto_ctx, free_memory, kv_bytes_per_token
+
+    meta = read_metadata(gguf)
+    try:
+        per_token = {t: kv_bytes_per_token(meta, t) for t in KV_TYPES}
+    except InputError:
+        return {}  # not a text model's header (a projector given as --model)
+    size = gguf.stat().st_size + (mmproj.stat().st_size if mmproj else 0)
+    free = free_memory(gpu=False)
+    return {"kv_bytes_per_token": per_token, "free_memory": free, "ctx_auto": auto_ctx(meta, size, free)}
 
 
 @reports("model")

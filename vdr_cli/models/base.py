@@ -120,7 +120,7 @@ class ModelSession(Protocol):
 
     ``start`` begins the conversation (system prompt + first user turn),
     ``append`` adds user/tool turns, ``generate`` produces the assistant turn,
-    which then stays part of the context. ``side_generate`` is one-off work
+    which then stays part of the context, until ``rewind`` drops it. ``side_generate`` is one-off work
     (e.g. a page summary) that must leave the conversation untouched.
     Errors: ``vdr_cli.models.errors`` (NoVisionError, ContextFullError, ...).
     """
@@ -158,6 +158,11 @@ class ModelSession(Protocol):
         params: SamplingParams,
         grammar: str | None = None,
     ) -> GenerationResult: ...
+
+    def rewind(self, n_turns: int) -> None:
+        """Keep the first ``n_turns`` turns (``start`` is turn 0; each append and
+        generate one more): context folding drops what follows and appends anew."""
+        ...
 
     def close(self) -> None: ...
 

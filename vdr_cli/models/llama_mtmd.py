@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from .base import ImageInput, SamplingParams
 from .errors import ContextFullError, ModelError, ModelLoadError
+from .memory import KV_TYPES
 
 _LOG_LINES: deque[str] = deque(maxlen=20)  # recent warnings/errors, for one-line messages
 _LOG_CALLBACK: Any = None  # a reference must outlive every llama.cpp call
@@ -86,9 +87,12 @@ def load_model(path: Path, n_gpu_layers: int) -> Any:
 
 
 def new_context(model: Any, *, n_ctx: int, n_batch: int, n_threads: int,
-                flash_attn: bool | None, n_seq_max: int) -> Any:
+                flash_attn: bool | None, n_seq_max: int, kv_type: str = "f16") -> Any:
     lc = llama()
     params = lc.llama_context_default_params()
+    if kv_type not in KV_TYPES:
+        raise ModelLoadError(f"unknown KV cache type {kv_type!r} (use {', '.join(KV_TYPES)})")
+    params.type_k = params.type_v = getattr(lc, f"GGML_TYPE_{kv_type.upper()}")
     params.n_ctx = n_ctx
     params.n_batch = params.n_ubatch = n_batch
     params.n_threads = params.n_threads_batch = n_threads

@@ -61,7 +61,8 @@ class LlamaSession:
     def __init__(self, model_path: str | Path, mmproj_path: str | Path | None = None, *,
                  n_ctx: int = 4096, n_batch: int = 512, n_threads: int | None = None,
                  n_gpu_layers: int = -1, flash_attn: bool | None = None, side_n_ctx: int = 0,
-                 include_stop: bool = False, verbose: bool = False, chat_template: str | None = None) -> None:
+                 include_stop: bool = False, verbose: bool = False, chat_template: str | None = None,
+                 kv_type: str = "f16") -> None:
         glue.init_backend(verbose)
         self.model_path = Path(model_path)
         self.include_stop = include_stop
@@ -69,6 +70,8 @@ class LlamaSession:
         self._n_batch = n_batch
         self._flash_attn = flash_attn
         self._side_n_ctx = side_n_ctx
+        self._kv_type = kv_type
+        self._turns: list[tuple[int, int]] = []  # (n_tokens, n_pos) where each main turn starts
         self._lock = threading.RLock()
         self._stats = SessionStats()
         self._model: Any = None
@@ -84,7 +87,7 @@ class LlamaSession:
             self._vocab = glue.Vocab(self._model)
             self._ctx = glue.new_context(self._model, n_ctx=n_ctx, n_batch=n_batch,
                                          n_threads=self._n_threads, flash_attn=flash_attn,
-                                         n_seq_max=1 if side_n_ctx else 2)
+                                         n_seq_max=1 if side_n_ctx else 2, kv_type=kv_type)
             self._batch = glue.TokenBatch(n_batch)
             if mmproj_path is not None:
                 self._proj = glue.Projector(Path(mmproj_path), self._model,
@@ -147,10 +150,13 @@ class LlamaSession:
                 raise ModelError("session already started")
             text = self._template.first(system, turn_content(user, self.media_marker))
             self._eval(self._main, text, user.images)
+            self._turns.append((0, 0))
 
     def append(self, turn: Turn) -> None:
         with self._lock:
+            mark = (self.n_tokens, self.n_pos)
             self._eval(self._main, self._template.turn(turn.role, turn_content(turn, self.media_marker)), turn.images)
+            self._turns.append(mark)
 
     def append_raw(self, text: str, images: Sequence[ImageInput] = ()) -> None:
         """Evaluate already templated text; ``media_marker`` once per image."""
@@ -177,7 +183,9 @@ class LlamaSession:
             seq = self._main
             if self._free(seq) < len(self._header) + len(self._close) + 1:
                 return self._result(_Gen("", [], "context_full", None, 0.0, 0.0), t0)
+            mark = (self.n_tokens, self.n_pos)
             self._eval(seq, "", (), extra=self._header)
+            self._turns.append(mark)
             gen = self._run(seq, params, stop, grammar, on_token, cancel)
             self._stats.generate_calls += 1
             self._stats.tokens_generated += len(gen.ids)
@@ -202,6 +210,41 @@ class LlamaSession:
             return GenerationResult(gen.text, tuple(gen.ids), gen.finish, prompt, len(gen.ids),  # type: ignore[arg-type]
                                     ms, 0.0, gen.eval_ms, gen.sample_ms, gen.stop)
 
+    @property
+    def turn_starts(self) -> list[int]:
+        """The n_tokens at which each turn of the conversation starts (start() is turn 0)."""
+        return [n for n, _ in self._turns]
+
+    def rewind(self, n_turns: int) -> None:
+        """Keep the first ``n_turns`` turns; the KV cells of later ones are freed."""
+        with self._lock:
+            if not 0 <= n_turns <= len(self._turns):
+                raise ModelError(f"cannot rewind to turn {n_turns}: the conversation has {len(self._turns)}")
+            if n_turns < len(self._turns):
+                self.truncate(self._turns[n_turns][0])
+
+    def truncate(self, n_tokens: int) -> None:
+        """Drop the main sequence's KV cells from ``n_tokens`` on (a turn boundary).
+
+        Turns evaluated after it again continue at the right *position*: with
+        M-RoPE an image takes fewer positions than cells, so the position of
+        each boundary is the one recorded when the turn started.
+        """
+        with self._lock:
+            if n_tokens == self.n_tokens:
+                return
+            marks = dict(self._turns)
+            if n_tokens not in marks or n_tokens > self.n_tokens:
+                raise ModelError(f"cannot truncate the context at {n_tokens} tokens: not a turn boundary")
+            seq = self._main
+            if n_tokens >= seq.cells:  # the cut falls in tokens not evaluated yet
+                del seq.pending[n_tokens - seq.cells:]
+            else:
+                glue.seq_remove(seq.ctx, seq.seq_id, marks[n_tokens])
+                seq.cells, seq.pos, seq.pending = n_tokens, marks[n_tokens], []
+            self._turns = [t for t in self._turns if t[0] < n_tokens]
+            self._logits_ok = False
+
     # -- internals ------------------------------------------------------------------
     def _render_messages(self, messages: Sequence[Turn]) -> str:
         """A whole one-off conversation in the model's template."""
@@ -218,7 +261,8 @@ class LlamaSession:
         if self._side_ctx is None:
             self._side_ctx = glue.new_context(self._model, n_ctx=self._side_n_ctx,
                                               n_batch=self._n_batch, n_threads=self._n_threads,
-                                              flash_attn=self._flash_attn, n_seq_max=1)
+                                              flash_attn=self._flash_attn, n_seq_max=1,
+                                              kv_type=self._kv_type)
         return self._side_ctx
 
     def _ctx_size(self, seq: _Seq) -> int:

@@ -16,7 +16,8 @@ from vdr_cli.models.spec import ModelSpec
 
 @dataclass
 class LoadOptions:
-    ctx: int | None = None  # None: the spec's, else the config's model.ctx
+    ctx: int | str | None = None  # None: the spec's, else the config's model.ctx; "auto": what fits
+    kv_type: str = "f16"
     n_gpu_layers: int = -1
     threads: int = 0
     verbose: bool = False
@@ -34,14 +35,28 @@ def open_model(spec: ModelSpec, options: LoadOptions) -> ModelSession:
         from vdr_cli.models.openai_http import OpenAISession
 
         key = options.api_key or os.environ.get("OPENAI_API_KEY") or None
-        return OpenAISession(spec.name, spec.base_url or "", api_key=key, n_ctx=options.ctx or spec.ctx,
+        # "auto" over HTTP: the server's own window (probed from /v1/models).
+        ctx = None if options.ctx == "auto" else options.ctx
+        return OpenAISession(spec.name, spec.base_url or "", api_key=key, n_ctx=ctx or spec.ctx,
                              has_vision=options.has_vision)
     from vdr_cli.models.llama_session import LlamaSession
 
     assert spec.gguf is not None
-    return LlamaSession(spec.gguf, spec.mmproj, n_ctx=options.ctx or spec.ctx or 32768,
+    n_ctx = options.ctx or spec.ctx or 32768
+    if n_ctx == "auto":
+        from vdr_cli.models.memory import auto_ctx_for
+
+        gpu = options.n_gpu_layers != 0 and _gpu_build()
+        n_ctx = auto_ctx_for(spec.gguf, spec.mmproj, options.kv_type, gpu)
+    return LlamaSession(spec.gguf, spec.mmproj, n_ctx=int(n_ctx), kv_type=options.kv_type,
                         n_threads=options.threads or None, n_gpu_layers=options.n_gpu_layers, verbose=options.verbose,
                         chat_template=spec.chat_template)
+
+
+def _gpu_build() -> bool:
+    import llama_cpp
+
+    return bool(llama_cpp.llama_supports_gpu_offload())
 
 
 def describe(spec: ModelSpec, session: ModelSession) -> dict[str, Any]:

@@ -100,6 +100,7 @@ class OpenAISession:
         self._messages: list[dict[str, Any]] = []
         self._used = 0  # context fill after the last generation (server-reported where possible)
         self._unsent: list[dict[str, Any]] = []  # messages appended since the last generation
+        self._turns: list[tuple[int, int]] = []  # (message index, n_tokens) where each turn starts
         self._stats = SessionStats()
         self._warned_grammar = False
 
@@ -147,7 +148,19 @@ class OpenAISession:
         with self._lock:
             self._add([to_message(turn, self._vision)], len(turn.images))
 
+    def rewind(self, n_turns: int) -> None:
+        """Keep the first ``n_turns`` turns (start() is turn 0): the next request sends the
+        shorter conversation, and the server's prefix cache keeps its unchanged head."""
+        with self._lock:
+            if not 0 <= n_turns <= len(self._turns):
+                raise ModelError(f"cannot rewind to turn {n_turns}: the conversation has {len(self._turns)}")
+            if n_turns < len(self._turns):
+                index, self._used = self._turns[n_turns]
+                del self._messages[index:], self._turns[n_turns:]
+                self._unsent = []
+
     def _add(self, messages: list[dict[str, Any]], n_images: int) -> None:
+        self._turns.append((len(self._messages), self.n_tokens))
         self._messages += messages
         self._unsent += messages
         self._stats.images_encoded += n_images  # sent once; the server may re-encode on each request
@@ -160,7 +173,9 @@ class OpenAISession:
         with self._lock:
             t0 = time.perf_counter()
             body = self._body(self._messages, params, stop, grammar)
+            mark = (len(self._messages), self.n_tokens)
             gen = self._stream(body, stop, on_token, cancel)
+            self._turns.append(mark)
             self._messages.append({"role": "assistant", "content": gen.text})
             prompt, completion, self._used = self._count(gen, self._messages[:-1], self._used)
             self._unsent = []
@@ -406,6 +421,17 @@ class OpenAISession:
             self.model = str(entry["id"])
         if self._n_ctx is None:
             meta = entry.get("meta") if isinstance(entry.get("meta"), dict) else {}
-            n = entry.get("max_model_len") or meta.get("n_ctx") or meta.get("n_ctx_train")
+            # llama-server's /v1/models has only the trained size; its window is in /props.
+            n = entry.get("max_model_len") or meta.get("n_ctx") or self._props_n_ctx() or meta.get("n_ctx_train")
             if isinstance(n, int) and n > 0:
                 self._n_ctx = n
+
+    def _props_n_ctx(self) -> int | None:
+        """llama-server's window per slot (``/props``), or None where the server has no such page."""
+        root = self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
+        try:
+            resp = self._client.get(root + "/props", headers=self._headers(), timeout=10.0)
+            n = resp.json().get("default_generation_settings", {}).get("n_ctx") if resp.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return None
+        return n if isinstance(n, int) and n > 0 else None

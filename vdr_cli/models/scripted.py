@@ -57,6 +57,7 @@ class ScriptedSession:
         self._next = 0
         self._next_side = 0
         self._transcript: list[Turn] = []
+        self._turn_at: list[int] = []  # transcript index where each turn starts (start() is turn 0)
         self._pending_words = 0  # prompt words appended since the last generate
         self._stats = SessionStats()
         self._lock = threading.RLock()
@@ -115,13 +116,23 @@ class ScriptedSession:
         with self._lock:
             if self._transcript:
                 raise ModelError("session already started")
+            self._turn_at.append(0)
             if system:
                 self._add(Turn("system", system))
             self._add(user)
 
     def append(self, turn: Turn) -> None:
         with self._lock:
+            self._turn_at.append(len(self._transcript))
             self._add(turn)
+
+    def rewind(self, n_turns: int) -> None:
+        """Keep the first ``n_turns`` turns of the conversation (start() is turn 0)."""
+        with self._lock:
+            if not 0 <= n_turns <= len(self._turn_at):
+                raise ModelError(f"cannot rewind to turn {n_turns}: the conversation has {len(self._turn_at)}")
+            if n_turns < len(self._turn_at):
+                del self._transcript[self._turn_at[n_turns]:], self._turn_at[n_turns:]
 
     def _add(self, turn: Turn) -> None:
         if turn.images and not self._info.has_vision:
@@ -142,6 +153,7 @@ class ScriptedSession:
             recorded = self._turns[self._next]
             self._next += 1
             text, finish, hit = _play(recorded, params.max_tokens, stop, on_token, cancel)
+            self._turn_at.append(len(self._transcript))
             self._transcript.append(Turn("assistant", text))
             prompt, completion = self._pending_words, words(text)
             self._pending_words = 0

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from vdr_cli.render.html_assets import CSS, JS
-from vdr_cli.render.timeline import (Timeline, Turn, args_text, build, result_digest, step_meta, summary_text, time_line,
+from vdr_cli.render.timeline import (Timeline, Turn, args_text, build, fold_text, result_digest, step_meta, summary_text, time_line,
                                      when)
 
 Event = dict[str, Any]
@@ -303,8 +303,20 @@ def _turn(turn: Turn, images: Images, by_crop: dict[int, Box], arg_boxes: list[B
     for ev in turn.notes:
         if ev.get("type") == "error":
             out.append(f'<p class="error">error: {e(ev.get("message", ""))}</p>')
+        elif ev.get("type") == "fold":
+            out.append(_fold(ev))
     out.append("</section>")
     return "".join(out)
+
+
+def _fold(fold: Event) -> str:
+    """A fold: what the model saw from here on instead of the turns named."""
+    rows = [f"step {x.get('step')} {'tool response' if x.get('part') == 'result' else 'turn'}:\n{x.get('text', '')}"
+            for x in fold.get("edits") or [] if isinstance(x, dict)]
+    if isinstance(fold.get("summary"), dict):
+        rows.insert(0, f"steps 1–{fold['summary'].get('upto')}:\n{fold['summary'].get('text', '')}")
+    body = "\n\n".join(rows)
+    return f'<details class="fold"><summary>{e(fold_text(fold))}</summary><pre>{e(body)}</pre></details>'
 
 
 def _result(result: Event, images: Images, by_crop: dict[int, Box], arg_boxes: list[Box]) -> str:

@@ -123,6 +123,22 @@ def result_digest(result: Event) -> str:
     return f"{mark}{timing}{cached} · {digest(result)}"
 
 
+def fold_text(fold: Event) -> str:
+    """One line for a `fold` event: what changed and what it saved."""
+    edits = [x for x in fold.get("edits") or [] if isinstance(x, dict)]
+    steps = sorted({x.get("step") for x in edits if isinstance(x.get("step"), int)})
+    parts = [f"context folded ({fold.get('strategy', '?')})"]
+    summary = fold.get("summary") if isinstance(fold.get("summary"), dict) else None
+    if summary:
+        parts.append(f"steps 1–{summary.get('upto')} replaced by the model's summary")
+    if edits:
+        parts.append(f"{len(edits)} turn(s) of steps {steps[0]}–{steps[-1]} replaced by digests" if steps else f"{len(edits)} turn(s)")
+    tokens = fold.get("tokens") if isinstance(fold.get("tokens"), dict) else {}
+    if "before" in tokens and "after" in tokens:
+        parts.append(f"{tokens['before']} → {tokens['after']} tokens, {tokens.get('evaluated', '?')} evaluated again")
+    return f"{parts[0]}: " + "; ".join(parts[1:]) if len(parts) > 1 else parts[0]
+
+
 def step_meta(step: Event) -> list[str]:
     """`1210+64 tok`, `2.1 s`: what a step recorded (imported traces may have neither)."""
     tokens = step.get("tokens") or {}
@@ -295,6 +311,8 @@ def _note(ev: Event, t: _Text, indent: str) -> Iterator[str]:
     if kind == "error":
         where = f" ({ev['where']})" if ev.get("where") else ""
         yield t.s.bad(t.one(f"! error: {ev.get('message', '')}{where}", indent))
+    elif kind == "fold":
+        yield t.s.dim(t.one("⤓ " + fold_text(ev), indent))
     else:
         yield t.s.dim(t.one(f"[{kind} event]", indent))
 

@@ -3,7 +3,8 @@
 The schema says each line is a well-formed event; the consistency rules say
 the events make one session: one header, first; steps numbered 1..n in
 order; every call made at a recorded step and answered at most once, by a
-result from the same tool; an answer at a recorded step; one `end`, last.
+result from the same tool; an answer at a recorded step; a fold after a
+recorded step, changing only turns recorded before it; one `end`, last.
 Every finding names its line, so `FILE:LINE: message` leads straight to it.
 """
 
@@ -51,6 +52,8 @@ class _Consistency:
         self.next_step = 1
         self.calls: dict[str, tuple[str, int]] = {}  # call id -> (tool, line)
         self.results: dict[str, int] = {}  # call id -> line of its result
+        self.call_steps: dict[str, int] = {}  # call id -> its step
+        self.result_steps: set[int] = set()  # steps whose tool response the model saw
         self.end_line: int | None = None
 
     def feed(self, lineno: int, ev: dict[str, Any]) -> list[str]:
@@ -98,6 +101,8 @@ class _Consistency:
                 problems.append(f"call id {call_id} repeated (first on line {self.calls[call_id][1]})")
             else:
                 self.calls[call_id] = (str(tool), lineno)
+                if _is_int(step):
+                    self.call_steps[call_id] = step
         return problems
 
     def _result(self, lineno: int, ev: dict[str, Any]) -> list[str]:
@@ -114,6 +119,32 @@ class _Consistency:
             problems.append(f"second result for call {call_id} (the first is on line {self.results[call_id]})")
         else:
             self.results[call_id] = lineno
+            if call_id in self.call_steps:
+                self.result_steps.add(self.call_steps[call_id])
+        return problems
+
+    def _fold(self, lineno: int, ev: dict[str, Any]) -> list[str]:
+        step = ev.get("step")
+        if not _is_int(step):
+            return []
+        if step not in self.steps:
+            return [f"fold after step {step}, which is not recorded before it"]
+        problems = []
+        for edit in ev.get("edits") or []:
+            n, part = edit.get("step") if isinstance(edit, dict) else None, edit.get("part") if isinstance(edit, dict) else None
+            if not _is_int(n):
+                continue
+            if n > step or n not in self.steps:
+                problems.append(f"fold changes step {n}, which was not recorded before the fold (after step {step})")
+            elif part == "result" and n not in self.result_steps:
+                problems.append(f"fold changes the tool response of step {n}, which has no result before it")
+        summary = ev.get("summary")
+        if isinstance(summary, dict) and _is_int(summary.get("upto")) and summary["upto"] > step:
+            problems.append(f"fold summarises up to step {summary['upto']}, past its own step {step}")
+        tokens = ev.get("tokens")
+        if isinstance(tokens, dict) and _is_int(tokens.get("before")) and _is_int(tokens.get("after")) \
+                and tokens["after"] > tokens["before"]:
+            problems.append(f"fold grew the context ({tokens['before']} -> {tokens['after']} tokens)")
         return problems
 
     def _answer(self, lineno: int, ev: dict[str, Any]) -> list[str]:

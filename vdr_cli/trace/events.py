@@ -17,6 +17,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "step",
     "call",
     "result",
+    "fold",
     "crop",
     "hit",
     "page",
