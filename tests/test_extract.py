@@ -125,6 +125,17 @@ def _teaser(i: int) -> str:
             f'<div class="excerpt">{LOREM}Teaser number {i} for another page.</div></article></li>')
 
 
+def test_lead_in_a_div_beside_the_body_is_kept_and_ad_labels_are_dropped() -> None:
+    lead = "Three people died in clashes near the fuel plant on Tuesday, officials said, as protests against the interim government entered a second week."
+    body = "".join(f"<p>{LOREM}Paragraph {i}.</p><div class='slot'>Advertisement</div>" for i in range(5))
+    page = (f"<html><body><div class='page'><div class='article__summary'>{lead}</div>"
+            f"<div class='article__text'>{body}</div><div class='share-url'>https://example.org/a/very/long/share/link/that/is/one/word/only/x</div>"
+            "</div></body></html>")
+    text = extract(page).text
+    assert text.startswith("Three people died") and "Paragraph 4." in text
+    assert "Advertisement" not in text and "share/link" not in text
+
+
 def test_lists_of_other_articles_are_dropped_but_linked_section_headings_stay() -> None:
     body = "".join(f"<p>{LOREM}Paragraph {i} of the story.</p>" for i in range(6))
     page = (f"<html><body><main><div class='wrap'><article><h1>Tram</h1>{body}</article>"

@@ -185,8 +185,10 @@ def _element_children(node: LexborNode) -> list[LexborNode]:
     return out
 
 
-def with_siblings(top: LexborNode, top_score: float, scores: dict[LexborNode, float]) -> list[LexborNode]:
-    """Readability's sibling step: the article may be split across sibling blocks."""
+def with_siblings(top: LexborNode, top_score: float, scores: dict[LexborNode, float],
+                  para_ids: frozenset[int] | set[int] = frozenset()) -> list[LexborNode]:
+    """Readability's sibling step: the article may be split across sibling blocks. A long
+    paragraph-like block (a <div> of text, as sites without <p> write) counts as a <p>."""
     parent = top.parent
     if parent is None or parent.tag in ("html", None):
         return [top]
@@ -204,10 +206,13 @@ def with_siblings(top: LexborNode, top_score: float, scores: dict[LexborNode, fl
             # Link density only lowers a score, so it is computed only when it could matter.
             if score + bonus >= threshold and score * (1 - link_density(sib, tlen(sib))) + bonus >= threshold:
                 picked.append(sib)
-        elif sib.tag == "p":
+        elif sib.tag == "p" or sib.mem_id in para_ids:
             text = squash_text(sib)
             density = link_density(sib, tlen(sib))
-            if (len(text) > 80 and density < 0.25) or (0 < len(text) <= 80 and density == 0 and _SENTENCE_END.search(text)):
+            if sib.tag != "p" and len(text.split()) < 20:
+                continue  # a div of text is prose when it is a sentence or two, not a URL or a notice
+            if (len(text) > 80 and density < 0.25) or (
+                    sib.tag == "p" and 0 < len(text) <= 80 and density == 0 and _SENTENCE_END.search(text)):
                 picked.append(sib)
     return picked
 
