@@ -76,8 +76,11 @@ _CHALLENGE_MAX_CHARS = 5000
 # links is pruned (Readability: 0.33, 0.5 for a positively named block).
 LENIENT_BELOW = 500
 LINK_SHARE_MAX = 0.33
-_LABEL = re.compile(r"\W*(advert(isement)?s?|ad|sponsored( content)?|comments?|(story|article) continues below( advertisement)?|"
-                    r"continue reading( below)?|scroll to continue( with content)?|this slideshow requires javascript)\W*", re.I)
+# Ad labels and "continue" prompts left where an ad or a widget was, as whole lines of the
+# text: page furniture on any site, never prose (one pass over the text, not over the tree).
+_LABEL_LINE = re.compile(r"^\W*(advert(isement)?s?|ad|sponsored( content)?|comments?|(story|article) continues below( advertisement)?|"
+                         r"continue reading( below)?|scroll to continue( with content)?|this slideshow requires javascript)\W*$\n*",
+                         re.I | re.M)
 # A block with this many <article> teasers (or one more linked headings) lists other
 # articles; 0 turns the rule off.
 LISTING_MIN = 2
@@ -199,11 +202,6 @@ def _clean(node: LexborNode, title: str, strict: bool, para_ids: set[int]) -> No
             n_p = sum(1 for n in el.css("p, div") if n.tag == "p" or (n.mem_id in para_ids and n.mem_id != el.mem_id))
             if n_p / n_img < 0.5:
                 el.decompose()
-    for el in node.css("p, div, span, h2, h3, h4"):
-        # Ad labels and "continue" prompts left where an ad or a widget was: page furniture on
-        # any site, never prose.
-        if el.parent is not None and tlen(el) < 40 and _LABEL.fullmatch(squash_text(el)):
-            el.decompose()
     for p in node.css("p:has(a)"):
         # A short paragraph that is all link is a teaser for another page ("Read more: ..").
         n = tlen(p)
@@ -255,7 +253,9 @@ def _main_nodes(body: LexborNode, title: str, strict: bool, total: int) -> list[
 
 def _render(body: LexborNode, title: str, base: str | None, strict: bool, total: int) -> Rendered:
     nodes = _main_nodes(body, title, strict, total)
-    return render(nodes, base, skip=_furniture_filter(nodes) if strict else None)
+    r = render(nodes, base, skip=_furniture_filter(nodes) if strict else None)
+    r.text = _LABEL_LINE.sub("", r.text).rstrip("\n")
+    return r
 
 
 def _to_parser_input(html: str | bytes) -> str | bytes:
