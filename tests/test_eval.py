@@ -99,8 +99,10 @@ def results(out: Path) -> list[dict]:
 
 
 def evaluate(env, bench: Path, model: Path, out: Path, *extra: str, **kw):
+    """vdr eval with a scripted agent; exact-match judging unless a --judge is given."""
+    judge = [] if "--judge" in extra else ["--judge", "exact"]
     return run_vdr("eval", str(bench), "--model", f"scripted:{model}", "-o", str(out), "--summaries", "extractive",
-                   "--no-cache", *extra, env=env, **kw)
+                   "--no-cache", *judge, *extra, env=env, **kw)
 
 
 def searches(web) -> int:
@@ -117,6 +119,7 @@ def test_verdicts_normalisation_and_predictions():
     assert normalize('  "Gustave  EIFFEL\'s company." ') == "gustave eiffel's company"
     assert prediction_of("<think>hmm</think><answer> Paris </answer>") == "Paris"
     assert prediction_of("<think>unfinished") == "" and prediction_of("plain") == "plain"
+    assert prediction_of("so it is \\boxed{1889}.") == "1889"  # eval_runner.py _extract_final_answer
 
 
 # --- scripted agents, exact-match judging ----------------------------------------------------
@@ -143,6 +146,7 @@ def test_exact_match_judging_and_per_domain_metrics(site):
     # piped: the same lines on stdout; the table on stderr, plain text
     assert sorted(json.loads(line)["id"] for line in r.stdout.decode().splitlines()) == sorted(x["id"] for x in recs)
     assert "accuracy" in err and "5/10  50.0%" in err and "domain=art" in err and "\x1b[" not in err
+    assert "exact match is not the paper's metric" in err
     m = json.loads((out / "metrics.json").read_text())
     assert (m["items"], m["ran"], m["correct"], m["accuracy"], m["pending"]) == (10, 10, 5, 0.5, 0)
     assert m["groups"]["domain"] == {"art": {"n": 4, "correct": 3, "accuracy": 0.75},
@@ -184,20 +188,23 @@ def sse(text: str) -> Response:
                     chunks=[f"data: {json.dumps(c)}\n\n".encode() for c in chunks] + [b"data: [DONE]\n\n"])
 
 
+def verdict_for(prompt: str) -> Response:
+    """A judge's reply: yes when the gold answer appears in the report; garbled for '1889'."""
+    gold = prompt.split("[Correct Answer]\n", 1)[1].split("\n\n[Deep Research Report]", 1)[0]
+    report = prompt.split("[Deep Research Report]\n", 1)[1].split("\n\nTask:", 1)[0]
+    if gold == "1889":
+        return sse("The report is about a tower.")
+    verdict = "yes" if any(g.lower() in report.lower() for g in gold.split(" / ")) else "no"
+    return sse(f"correct: {verdict}\nreasoning: checked")
+
+
 def fake_judge(web) -> list[dict]:
-    """Says yes when the gold answer appears in the report; garbles its answer for '1889'."""
     bodies: list[dict] = []
 
     def judge(req):
         body = json.loads(req.body)
         bodies.append(body)
-        prompt = body["messages"][-1]["content"]
-        gold = prompt.split("[Correct Answer]\n", 1)[1].split("\n\n[Deep Research Report]", 1)[0]
-        report = prompt.split("[Deep Research Report]\n", 1)[1].split("\n\nTask:", 1)[0]
-        if gold == "1889":
-            return sse("The report is about a tower.")
-        verdict = "yes" if any(g.lower() in report.lower() for g in gold.split(" / ")) else "no"
-        return sse(f"correct: {verdict}\nreasoning: checked")
+        return verdict_for(body["messages"][-1]["content"])
 
     web.add_route("POST", "/judge/v1/chat/completions", judge)
     return bodies
@@ -249,31 +256,184 @@ def test_unreachable_judge_falls_back_to_exact_match(site):
 
 # --- Parquet ---------------------------------------------------------------------------------
 
-def test_parquet_with_packed_and_dict_images(site):
+def fake_policy(web, answer: str = "Gustave Eiffel's company") -> list[dict]:
+    """An OpenAI-shaped model on loopback: answers every research turn at once, and judges
+    (the reference's judge request: system "You are a helpful assistant.") as verdict_for."""
+    bodies: list[dict] = []
+
+    def chat(req):
+        body = json.loads(req.body)
+        bodies.append(body)
+        if body["messages"][0]["content"] == "You are a helpful assistant.":
+            return verdict_for(body["messages"][-1]["content"])
+        return sse(f"<think>looked it up</think>\n<answer>{answer}</answer>")
+
+    web.add_route("POST", "/policy/v1/chat/completions", chat)
+    return bodies
+
+
+def eval_http(env, web, bench: Path, out: Path, *extra: str):
+    return run_vdr("eval", str(bench), "--model", f"openai:vdr-8b@{web.url('/policy/v1')}", "-o", str(out),
+                   "--summaries", "extractive", "--no-cache", *extra, env=env)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def packed(*entries: tuple[str, bytes | None]) -> str:
+    """The reference's image_packed cell: a JSON list of {"filename", "data": base64 or null}."""
+    return json.dumps([{"filename": name, "data": None if data is None else b64(data)} for name, data in entries])
+
+
+def test_reference_packed_parquet_is_unpacked_as_unpack_parquet_does(site):
     pa = pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq
 
     web, tmp, env = site
-    blue, green = png_bytes((0, 0, 255)), png_bytes((0, 255, 0))
-    table = pa.table({
-        "question": ["Who built this?", "And this?"],
-        "answer": ["Gustave Eiffel's company", "someone else"],
-        "image_packed": [base64.b64encode(blue).decode(), None],
-        "images": [None, [{"bytes": green, "path": None}]],
-        "domain": ["a", "b"],
-    })
-    pq.write_table(table, tmp / "bench.parquet")
+    bodies = fake_policy(web)
+    blue, green, red = png_bytes((0, 0, 255)), png_bytes((0, 255, 0)), png_bytes((255, 0, 0))
+    questions = ["image_id: tower.png\nWho built this tower?", "Which of left.png and right.png is older?"]
+    pq.write_table(pa.table({
+        "question": questions,
+        "answer": ["Gustave Eiffel", "Koechlin"],
+        "image_packed": [packed(("tower.png", blue)), packed(("left.png", green), ("gone.png", None), ("right.png", red))],
+        "images": [["/not/used.png"], None],  # replaced by the unpacked images, as unpack_parquet.py does
+    }), tmp / "fvqa_2.parquet")
     out = tmp / "run"
-    r = evaluate(env, tmp / "bench.parquet", search_then_answer(tmp), out)
+    r = eval_http(env, web, tmp / "fvqa_2.parquet", out)  # no --judge: the policy model judges
+    assert r.returncode == 0, r.stderr.decode()
+    # unpack_parquet.py: f"{row_idx}_{i}_{filename}" in the images folder; a null entry writes nothing
+    images = out / "images"
+    assert sorted(p.name for p in images.iterdir()) == ["0_0_tower.png", "1_0_left.png", "1_2_right.png"]
+    assert (images / "0_0_tower.png").read_bytes() == blue and (images / "1_2_right.png").read_bytes() == red
+    recs = results(out)
+    tower = str((images / "0_0_tower.png").resolve())
+    assert recs[0]["question"] == f"image_id: {tower}\nWho built this tower?"  # the question names its image
+    assert recs[1]["question"] == (f"Which of {(images / '1_0_left.png').resolve()} and "
+                                   f"{(images / '1_2_right.png').resolve()} is older?")
+    header = json.loads(Path(recs[1]["trace"]).read_text().splitlines()[0])
+    assert [i["path"] for i in header["images"]] == [str((images / n).resolve()) for n in ("1_0_left.png", "1_2_right.png")]
+    # the model was shown the unpacked question and images; then it judged (eval_runner.py: JUDGE_MODEL = --model)
+    first = next(b for b in bodies if b["messages"][0]["content"] != "You are a helpful assistant.")
+    parts = first["messages"][1]["content"]
+    # ...exactly: its question already names its image, so no second id is added
+    assert [p["type"] for p in parts].count("image_url") == 1 and parts_text(parts) == recs[0]["question"]
+    assert [(x["judge"], x["correct"]) for x in recs] == [("llm", True), ("llm", False)]
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["judge"] == f"openai:vdr-8b@{web.url('/policy/v1')}" and "judge_note" not in m
+    assert m["benchmarks"]["fvqa_2"] == {"total": 2, "correct": 1, "accuracy": 0.5, "average_reward": 0.5,
+                                         "termination_distribution": {"answer": 2}, "column": "FVQA"}
+
+
+def parts_text(parts: list[dict]) -> str:
+    return "".join(p.get("text", "") for p in parts if p.get("type") == "text")
+
+
+def test_reference_ready_parquet_and_dict_images(site):
+    """The other shape: what unpack_parquet.py writes (images as absolute paths); and {bytes, path} cells."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    web, tmp, env = site
+    pq.write_table(pa.table({
+        "question": ["Who built this?", "No image here?"],
+        "answer": ["Gustave Eiffel's company", "someone else"],
+        "images": [[str((tmp / "photo.png").resolve())], None],
+        "domain": ["a", "b"],
+    }), tmp / "ready.parquet")
+    out = tmp / "run"
+    r = evaluate(env, tmp / "ready.parquet", search_then_answer(tmp), out)
     assert r.returncode == 0, r.stderr.decode()
     recs = results(out)
     assert [x["id"] for x in recs] == ["0", "1"] and [x["correct"] for x in recs] == [True, False]
+    heads = [json.loads(Path(x["trace"]).read_text().splitlines()[0]) for x in recs]
+    assert heads[0]["images"][0]["path"] == str((tmp / "photo.png").resolve()) and heads[1]["images"] == []
+    assert heads[0]["question"] == "Who built this?" and recs[0]["benchmark"] == "ready"
     import hashlib
 
-    for rec, data in zip(recs, (blue, green)):
-        path = out / "images" / f"{hashlib.sha256(data).hexdigest()}.png"
-        assert path.read_bytes() == data
-        assert json.loads(Path(rec["trace"]).read_text().splitlines()[0])["images"][0]["path"] == str(path.resolve())
+    green = png_bytes((0, 255, 0))
+    pq.write_table(pa.table({"question": ["And this?"], "answer": ["x"], "images": [[{"bytes": green, "path": None}]]}),
+                   tmp / "dicts.parquet")
+    r = evaluate(env, tmp / "dicts.parquet", search_then_answer(tmp), tmp / "run2")
+    assert r.returncode == 0, r.stderr.decode()
+    head = json.loads(Path(results(tmp / "run2")[0]["trace"]).read_text().splitlines()[0])
+    assert head["images"][0]["path"] == str((tmp / "run2" / "images" / f"{hashlib.sha256(green).hexdigest()}.png").resolve())
+
+
+def test_a_folder_of_benchmarks_gives_the_papers_table(site):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    web, tmp, env = site
+    fake_policy(web)
+    sets = tmp / "ready"
+    sets.mkdir()
+
+    def jsonl(name: str, golds: list[str]) -> None:
+        (sets / name).write_text("".join(json.dumps({"question": f"q{n}?", "answer": g}) + "\n" for n, g in enumerate(golds)))
+
+    # The reference's file names (rllm/eval/README.md "Datasets"); the answer is always "Gustave Eiffel's company".
+    jsonl("testmini500_v1.jsonl", ["Gustave Eiffel"])                       # VDR 100
+    pq.write_table(pa.table({"question": ["image_id: a.png q?", "q?"], "answer": ["Eiffel", "Koechlin"],
+                             "image_packed": [packed(("a.png", png_bytes())), "[]"]}), sets / "fvqa_300.parquet")  # 50
+    jsonl("MMSearch-Plus_221.jsonl", ["Koechlin"])                          # MMSearch+ 0
+    pq.write_table(pa.table({"question": ["q?"], "answer": ["Eiffel's company"], "images": [None]}),
+                   sets / "mmsearch_vision_171.parquet")                    # MMSearch 100
+    jsonl("livevqa_webwatcher_subset_300.jsonl", ["gustave"])                # LiveVQA 100
+    jsonl("bcvl_level1_199.jsonl", ["Eiffel", "Sauvestre", "company"])      # BC-VL: level 1 and 2 pooled, 3/4
+    jsonl("bcvl_level2_200.jsonl", ["Eiffel"])
+    jsonl("infoseek_300.jsonl", ["Koechlin"])                               # not a column of the paper's table
+    (sets / "notes.txt").write_text("not a benchmark")
+    out = tmp / "run"
+    r = eval_http(env, web, sets, out, "-P", "2")
+    err = r.stderr.decode()
+    assert r.returncode == 0, err
+    recs = results(out)
+    assert len(recs) == 11 and recs[0]["id"] == "MMSearch-Plus_221/1" and "fvqa_300/1" in {x["id"] for x in recs}
+    assert (out / "images" / "fvqa_300" / "0_0_a.png").is_file()
+    m = json.loads((out / "metrics.json").read_text())
+    assert {k: (v["total"], v["correct"], v["column"]) for k, v in m["benchmarks"].items()} == {
+        "MMSearch-Plus_221": (1, 0, "MMSearch+"), "bcvl_level1_199": (3, 2, "BC-VL"), "bcvl_level2_200": (1, 1, "BC-VL"),
+        "fvqa_300": (2, 1, "FVQA"), "infoseek_300": (1, 0, None), "livevqa_webwatcher_subset_300": (1, 1, "LiveVQA"),
+        "mmsearch_vision_171": (1, 1, "MMSearch"), "testmini500_v1": (1, 1, "VDR")}
+    paper = {k: (v["accuracy"] if isinstance(v, dict) else v) for k, v in m["paper"].items()}
+    assert paper == {"VDR": 100.0, "FVQA": 50.0, "MMSearch+": 0.0, "MMSearch": 100.0, "LiveVQA": 100.0, "BC-VL": 75.0,
+                     "Avg.": 70.8}
+    assert m["reference"] == {"total": 11, "correct": 7, "accuracy": 7 / 11, "average_reward": 7 / 11,
+                              "termination_distribution": {"answer": 11}}
+    lines = err.splitlines()
+    row = next(i for i, l in enumerate(lines) if l.startswith("paper table"))
+    assert lines[row].split()[2:] == ["VDR", "FVQA", "MMSearch+", "MMSearch", "LiveVQA", "BC-VL", "Avg."]
+    assert lines[row + 1].split() == ["100.0", "50.0", "0.0", "100.0", "100.0", "75.0", "70.8"]
+    assert "bcvl_level1_199 (BC-VL)" in err and "2/3  66.7%" in err
+
+
+def test_paper_table_arithmetic_on_a_published_row():
+    """GPT-5 direct answer in the reference README's table: 9.8 57.3 19.1 33.3 57.5 47.2, Avg. 37.4."""
+    from vdr_cli.agent.eval_metrics import paper_rows, paper_table
+
+    scores = {"testmini500_v1": 98, "fvqa_300": 573, "MMSearch-Plus_221": 191, "mmsearch_vision_171": 333,
+              "livevqa_webwatcher_subset_300": 575, "bcvl_level1_199": 472}
+    from vdr_cli.agent.eval_metrics import paper_column
+
+    table = paper_table({k: {"total": 1000, "correct": v, "column": paper_column(k)} for k, v in scores.items()})
+    assert paper_rows(table)[1] == ["9.8", "57.3", "19.1", "33.3", "57.5", "47.2", "37.4"]
+    del scores["bcvl_level1_199"]
+    table = paper_table({k: {"total": 1000, "correct": v, "column": paper_column(k)} for k, v in scores.items()})
+    assert table["BC-VL"] is None and paper_rows(table)[1][-2:] == ["--", "--"]
+
+
+def test_a_packed_entry_without_a_filename_is_one_line(site):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    web, tmp, env = site
+    pq.write_table(pa.table({"question": ["q?"], "answer": ["a"], "image_packed": [json.dumps([{"data": "AAAA"}])]}),
+                   tmp / "b.parquet")
+    r = evaluate(env, tmp / "b.parquet", search_then_answer(tmp), tmp / "run")
+    err = r.stderr.decode()
+    assert r.returncode == 1 and "b.parquet: row 0: image_packed entry 0 has no filename" in err and len(err.splitlines()) == 1, err
 
 
 def test_parquet_without_pyarrow_is_one_line(site, tmp_path):
@@ -384,6 +544,6 @@ def test_ctrl_c_keeps_judged_items_and_resumes(site):
     assert (m["ran"], m["pending"]) == (1, 9)
     assert json.loads((out / "traces" / "q2.jsonl").read_text().splitlines()[-1])["reason"] == "interrupted"
     web.add_route("GET", "/slow/search", lambda req: {"query": "q", "results": []})
-    r = evaluate({**env}, bench, model, out, "--judge", "none")
+    r = evaluate({**env}, bench, model, out, "--judge", "none")  # "none": exact match, as before
     assert r.returncode == 0, r.stderr.decode()
     assert len(results(out)) == 10 and "1 of 10 items already judged" in r.stderr.decode()

@@ -7,7 +7,12 @@ DeepResearch `rllm/eval/eval_runner.py`) or by normalised exact match, and
 its result line is appended to DIR/results.jsonl at once, so Ctrl-C keeps
 what is done.  A re-run skips judged items; an item whose trace already
 ended with an answer is judged without running again; items that errored
-or were interrupted run again.  DIR/metrics.json holds the totals.
+or were interrupted run again.  DIR/metrics.json holds the totals: the
+reference's metrics, per benchmark file, and the paper's table (eval_metrics.py).
+
+The judge is an LLM, as the paper scores: --judge MODEL, by default the
+policy model itself (the reference's JUDGE_MODEL default, eval_runner.py
+`main`).  --judge exact is normalised exact match: not the paper's metric.
 """
 
 from __future__ import annotations
@@ -51,6 +56,8 @@ correct: [yes/no]
 reasoning: [your explanation]
 """
 
+EXACT = ("exact", "none")  # --judge values for normalised exact match
+EXACT_NOTE = "exact match is not the paper's metric (the paper judges with an LLM: --judge MODEL)"
 ENDINGS = ("answer", "max_steps", "context_full", "error", "interrupted")
 RETRIED = ("error", "interrupted")  # endings a re-run tries again; the others are judged and final
 @dataclass
@@ -58,7 +65,7 @@ class EvalRequest:
     dataset: Path
     out_dir: Path
     ask: Any  # an AskRequest: model, budgets, sampling, parallel
-    judge: str = "none"
+    judge: str | None = None  # a model spec; None: the policy model; "exact": exact match
     judge_max_tokens: int = 1024
     group_by: list[str] = field(default_factory=list)
     limit: int | None = None
@@ -78,9 +85,10 @@ def normalize(text: str) -> str:
 
 
 def prediction_of(text: str | None) -> str:
-    """The answer text: <think> removed, the <answer> part if there is one."""
+    """The answer text (eval_runner.py `_extract_final_answer`): <think> removed, the
+    <answer> part if there is one, else a \\boxed{...}, else the whole text."""
     cleaned = re.sub(r"<think>.*?(</think>|$)", "", text or "", flags=re.S).strip()
-    found = re.search(r"<answer>(.*?)(</answer>|$)", cleaned, flags=re.S)
+    found = re.search(r"<answer>(.*?)(</answer>|$)", cleaned, flags=re.S) or re.search(r"\\boxed\{([^{}]+)\}", cleaned)
     return (found.group(1) if found else cleaned).strip()
 
 
@@ -108,13 +116,22 @@ class Verdict:
     text: str | None
 
 
+def judge_spec_text(judge: str | None, ask: Any) -> str:
+    """What judges: --judge as given, else the policy model (--model, else config model.default)."""
+    if judge is not None:
+        return judge
+    from vdr_cli.agent.runner import settings
+
+    return ask.model or settings(ask)["model"] or ""
+
+
 class Judge:
-    """`none`: normalised exact match; otherwise a model spec asked once per item (a side generation)."""
+    """`exact`: normalised exact match; otherwise a model spec asked once per item (a side generation)."""
 
     def __init__(self, spec_text: str, ask: Any, max_tokens: int) -> None:
         from vdr_cli.models.spec import parse_spec
 
-        self.spec = None if spec_text.strip().lower() in ("none", "exact", "") else parse_spec(spec_text)
+        self.spec = None if spec_text.strip().lower() in (*EXACT, "") else parse_spec(spec_text)
         self.ask = ask
         self.max_tokens = max_tokens
         self.session: Any = None
@@ -208,7 +225,9 @@ def run_eval(req: EvalRequest, on_result: Callable[[dict[str, Any]], None]) -> E
     if out.exists() and not out.is_dir():
         raise UsageError(f"-o {out}: not a folder")
     items = load_dataset(req.dataset, out / "images")[: req.limit]
-    judge = Judge(req.judge, req.ask, req.judge_max_tokens)  # a bad spec fails before any session
+    judge = Judge(judge_spec_text(req.judge, req.ask), req.ask, req.judge_max_tokens)  # a bad spec fails first
+    if judge.spec is None:
+        say("eval", "warning", EXACT_NOTE)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.jsonl"
     records = read_results(results_path)
@@ -246,8 +265,9 @@ def _record(item: EvalItem, summary: dict[str, Any], judge: Judge) -> dict[str, 
     reason = summary.get("reason") or "error"
     prediction = prediction_of(summary.get("answer") or info["answer"])
     ms = summary.get("ms") if summary.get("ms") is not None else (stats.get("ms") or {}).get("total")
-    record: dict[str, Any] = {"id": item.id, "question": item.question, "answer": item.answer,
-                              "prediction": prediction, "correct": False, "judge": None, "judge_text": None}
+    record: dict[str, Any] = {"id": item.id, "benchmark": item.benchmark, "question": item.question,
+                              "answer": item.answer, "prediction": prediction, "correct": False, "judge": None,
+                              "judge_text": None}
     if reason not in RETRIED:
         verdict = judge(item.question, item.answers, prediction)
         record.update(correct=verdict.correct, judge=verdict.judge, judge_text=verdict.text)
@@ -260,11 +280,23 @@ def _record(item: EvalItem, summary: dict[str, Any], judge: Judge) -> dict[str, 
 
 def compute_metrics(items: list[EvalItem], records: dict[str, dict[str, Any]], req: EvalRequest,
                     wall_s: float) -> dict[str, Any]:
-    """Accuracy over the items that ran (errors count as wrong); pending ones never ran."""
-    recs = [records[it.id] for it in items if it.id in records]
+    """metrics_of the set, and what ran it."""
+    judge = judge_spec_text(req.judge, req.ask)
+    return {**metrics_of(items, records, req.group_by), "wall_s": round(wall_s, 2), "model": req.ask.model,
+            "judge": judge, "dataset": str(req.dataset),
+            **({"judge_note": EXACT_NOTE} if judge.strip().lower() in (*EXACT, "") else {})}
+
+
+def metrics_of(items: list[EvalItem], records: dict[str, dict[str, Any]], group_by: list[str] = ()) -> dict[str, Any]:
+    """Accuracy over the items that ran (errors count as wrong; pending ones never ran), the
+    reference's metrics, per benchmark file, and the paper's table.  Pure: a merge of shards
+    passes all their records and gets what one run would."""
+    from vdr_cli.agent.eval_metrics import by_benchmark, paper_table, reference_metrics
+
+    recs = [{"benchmark": it.benchmark, **records[it.id]} for it in items if it.id in records]
     correct = sum(1 for r in recs if r.get("correct"))
     fields = (["domain"] if any("domain" in it.tags for it in items) else []) + \
-        [f for f in req.group_by if f != "domain"]
+        [f for f in group_by if f != "domain"]
     groups: dict[str, dict[str, dict[str, Any]]] = {}
     for name in fields:
         table: dict[str, dict[str, Any]] = {}
@@ -279,13 +311,14 @@ def compute_metrics(items: list[EvalItem], records: dict[str, dict[str, Any]], r
     endings.update(r.get("reason") or "error" for r in recs)
     judges = Counter(r.get("judge") or "none" for r in recs)
     n = len(recs) or 1
+    benchmarks = by_benchmark(recs)
     return {
         "items": len(items), "ran": len(recs), "pending": len(items) - len(recs),
         "judged": sum(1 for r in recs if r.get("judge")), "correct": correct,
         "accuracy": correct / len(recs) if recs else 0.0, "groups": groups, "endings": dict(endings),
         "judges": dict(judges), "mean_steps": sum(r.get("steps") or 0 for r in recs) / n,
-        "mean_calls": sum(r.get("calls") or 0 for r in recs) / n, "wall_s": round(wall_s, 2),
-        "model": req.ask.model, "judge": req.judge, "dataset": str(req.dataset),
+        "mean_calls": sum(r.get("calls") or 0 for r in recs) / n,
+        "reference": reference_metrics(recs), "benchmarks": benchmarks, "paper": paper_table(benchmarks),
     }
 
 

@@ -237,9 +237,11 @@ def first_user_text(question: str, image_ids: Sequence[str]) -> str:
 
     The question comes first, as in training (the reference sends the bare question);
     then one "image_id: image_N" line per image, in the order the images are shown,
-    so the model can name them in crop_and_search. No images: the bare question."""
+    so the model can name them in crop_and_search. No images, or a question that names
+    its image already (the reference's eval sets: "question ... must include image_id",
+    rllm/eval/README.md@bac38dc): the bare question."""
     question = question.strip()
-    if not image_ids:
+    if not image_ids or "image_id" in question.lower():
         return question
     return question + "\n\n" + "\n".join(IMAGE_ID_PREFIX + i for i in image_ids)
 

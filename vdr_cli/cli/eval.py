@@ -13,22 +13,29 @@ from vdr_cli.cli.failures import reports
 HELP = """\
 Run a benchmark set through the agent and judge every answer.
 
-SET is JSONL (one item a line: "question", "answer", optional "id", "images"
-as paths, http(s) URLs or base64 / data: URLs, and tag fields such as
-"domain") or Parquet (needs pyarrow: install vdr-cli[parquet]; images as an
-"image_packed" base64 column or an "images" column of {bytes, path} or paths).
-Each item runs as one session (traces in DIR/traces/, decoded images in
-DIR/images/); each answer is then judged with the reference evaluation's
-prompt by --judge MODEL (any model spec), or by normalised exact match with
---judge none; a judge that fails or answers without "correct: yes/no" falls
-back to exact match, recorded as "exact-fallback".
+SET is a file or a folder of them (every .parquet and .jsonl in it, each one
+benchmark named by its file name, ids "FILE/ID"). JSONL: one item a line
+("question", "answer", optional "id", "images" as paths, http(s) URLs or
+base64 / data: URLs, and tag fields such as "domain"). Parquet (needs
+pyarrow: install vdr-cli[parquet]): the reference's ready-to-infer shape
+("images" as absolute paths, or {bytes, path}), or its packed shape (an
+"image_packed" JSON column), unpacked as its unpack_parquet.py does: images
+become DIR/images/ROW_I_FILENAME and the question names them by path.
+Each item runs as one session (traces in DIR/traces/); each answer is then
+judged as the paper scores it: by an LLM with the reference evaluation's
+prompt, --judge MODEL (any model spec; by default the --model itself). A
+judge that fails or answers without "correct: yes/no" falls back to exact
+match, recorded as "exact-fallback". --judge exact is normalised exact
+match alone, which is not the paper's metric.
 
 One result line per item goes to DIR/results.jsonl as it is judged, and to
 stdout (JSONL when piped); accuracy (overall, per "domain" and per
---group-by field), endings, mean steps and tool calls go to stderr and to
-DIR/metrics.json. A re-run with the same DIR skips judged items and judges
-items whose trace already ended with an answer without running them again;
-items that errored run again. Ctrl-C keeps what is done.
+--group-by field), the reference's metrics per benchmark file, the paper's
+table (VDR, FVQA, MMSearch+, MMSearch, LiveVQA, BC-VL, Avg.), endings, mean
+steps and tool calls go to stderr and to DIR/metrics.json. A re-run with the
+same DIR skips judged items and judges items whose trace already ended with
+an answer without running them again; items that errored run again. Ctrl-C
+keeps what is done.
 
 Exit status: 0 every item ran and was judged (right or wrong), 3 some items
 errored, 1 none could run, 2 usage, 130 interrupted.
@@ -42,10 +49,10 @@ def register(app: typer.Typer) -> None:
 
 @reports("eval")
 def eval_command(
-    dataset: Path = typer.Argument(..., metavar="SET", help="Benchmark set: .jsonl, or .parquet (with pyarrow).", show_default=False),
+    dataset: Path = typer.Argument(..., metavar="SET", help="Benchmark set: .jsonl, .parquet (with pyarrow), or a folder of them.", show_default=False),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Folder for traces, results.jsonl and metrics.json (required; re-use it to resume)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="The agent's model: registered name, .gguf path, openai:MODEL@URL or scripted:TRACE [config model.default]."),
-    judge: str = typer.Option("none", "--judge", help="Judge model spec (as --model), or none for normalised exact match."),
+    judge: Optional[str] = typer.Option(None, "--judge", help="Judge model spec (as --model; default: the --model itself), or exact for normalised exact match (not the paper's metric).", show_default=False),
     judge_max_tokens: int = typer.Option(1024, "--judge-max-tokens", help="Longest judge reply, in tokens (the reference uses 1024)."),
     group_by: Optional[List[str]] = typer.Option(None, "--group-by", "-g", help="Also report accuracy per value of this item field (repeatable; domain always)."),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Only the first N items of the set."),
@@ -156,12 +163,25 @@ def print_report(metrics: dict[str, Any]) -> None:
 
 
 def report_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
+    from vdr_cli.agent.eval_metrics import PAPER_COLUMNS, paper_rows
+
     def acc(correct: int, n: int) -> str:
         return f"{correct}/{n}  {100 * correct / n:.1f}%" if n else "0/0"
 
     rows = [("accuracy", acc(m["correct"], m["ran"]) + (f"  ({m['pending']} not run)" if m["pending"] else ""))]
     for name, table in m["groups"].items():
         rows += [(f"  {name}={value}", acc(row["correct"], row["n"])) for value, row in table.items()]
+    benchmarks = m.get("benchmarks") or {}
+    if len(benchmarks) > 1 or any(b.get("column") for b in benchmarks.values()):
+        for name, b in benchmarks.items():
+            rows.append((f"  {name}" + (f" ({b['column']})" if b.get("column") else ""), acc(b["correct"], b["total"])))
+    if any(m.get("paper", {}).get(c) for c in PAPER_COLUMNS):
+        header, cells = paper_rows(m["paper"])
+        widths = [max(len(h), len(c)) for h, c in zip(header, cells)]
+        rows.append(("paper table", "  ".join(h.rjust(w) for h, w in zip(header, widths))))
+        rows.append(("", "  ".join(c.rjust(w) for c, w in zip(cells, widths))))
+    if m.get("judge_note"):
+        rows.append(("note", m["judge_note"]))
     rows.append(("endings", ", ".join(f"{k} {v}" for k, v in m["endings"].items())))
     rows.append(("judged by", ", ".join(f"{k} {v}" for k, v in m["judges"].items()) or "-"))
     rows.append(("mean steps", f"{m['mean_steps']:.1f}  (tool calls {m['mean_calls']:.1f})"))
