@@ -19,14 +19,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import typer  # noqa: E402
 from typer._click.core import Command, Context  # noqa: E402
 from typer.core import TyperArgument, TyperGroup  # noqa: E402
 
 from vdr_cli import __version__  # noqa: E402
 from vdr_cli.cli import docs  # noqa: E402
 from vdr_cli.cli.completion import SHELLS, script  # noqa: E402
-from vdr_cli.cli.main import make_app  # noqa: E402
+from vdr_cli.cli.main import build_command  # noqa: E402
 from vdr_cli.errors import EXIT_STATUS_DOC  # noqa: E402
 from vdr_cli.settings import SETTINGS  # noqa: E402
 
@@ -154,7 +153,7 @@ def page(path: list[str], cmd: Command, ctx: Context) -> str:
 
 
 def _root():
-    cmd = typer.main.get_command(make_app())
+    cmd = build_command()  # the tree `vdr` runs: --quiet added to every command
     return cmd, ["vdr"], Context(cmd, info_name="vdr")
 
 

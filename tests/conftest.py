@@ -46,3 +46,27 @@ def run_vdr(*args: str, input: bytes | str | None = None, env: dict[str, str] | 
 def vdr():
     """The `run_vdr` function, as a fixture."""
     return run_vdr
+
+
+def run_on_pty(argv: list[str], env: dict[str, str] | None = None, stream: str = "stderr", timeout: float = 120) -> tuple[int, str]:
+    """Run `python -m vdr_cli ARGV` with stdout or stderr on a pseudo-terminal; (status, what the terminal got)."""
+    import pty
+
+    master, slave = pty.openpty()
+    other = subprocess.PIPE
+    proc = subprocess.Popen([sys.executable, "-m", "vdr_cli", *argv], stdin=subprocess.DEVNULL,
+                            stdout=slave if stream == "stdout" else other, stderr=slave if stream == "stderr" else other,
+                            env={**os.environ, **(env or {})})
+    proc.communicate(timeout=timeout)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    return proc.returncode, b"".join(chunks).decode(errors="replace")

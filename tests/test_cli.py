@@ -12,7 +12,7 @@ import pytest
 import typer
 from typer.core import TyperArgument, TyperGroup
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_on_pty
 from vdr_cli.cli import docs
 from vdr_cli.cli.main import make_app
 
@@ -109,22 +109,7 @@ def test_bash_completion_answers_for_real():
 
 
 def run_with_tty_stderr(args: list[str], env: dict[str, str]) -> str:
-    master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "vdr_cli", *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=slave, env=env)
-    proc.wait(timeout=60)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(master)
-    return b"".join(chunks).decode()
+    return run_on_pty(args, env)[1]
 
 
 def test_colour_only_on_a_terminal_and_never_with_no_color(vdr):

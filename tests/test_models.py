@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT
+from tests.hub import Hub
 from vdr_cli.errors import InputError, UsageError
 from vdr_cli.models.download import DownloadError, download
 from vdr_cli.models.gguf_header import read_metadata, summary
@@ -20,65 +19,6 @@ from vdr_cli.models.spec import parse_spec
 FIXTURES = ROOT / "tests" / "fixtures" / "gguf"
 TINY = FIXTURES / "qwen3vl-tiny.gguf"
 TINY_MM = FIXTURES / "qwen3vl-tiny-mmproj.gguf"
-
-
-# --- a loopback model hub --------------------------------------------------------
-
-class Hub:
-    """Serves files at /REPO/resolve/REV/FILE with Range support and LFS-style X-Linked-Etag."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}
-        self.cut_after: dict[str, int] = {}  # path → bytes sent before dropping the connection (once)
-        self.bad_etag: set[str] = set()
-        self.requests: list[dict] = []
-        hub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):
-                hub.requests.append({"path": self.path, "range": self.headers.get("Range"), "auth": self.headers.get("Authorization")})
-                data = hub.files.get(self.path)
-                if data is None:
-                    self.send_response(404)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                start = 0
-                rng = self.headers.get("Range")
-                if rng:
-                    start = int(rng.split("=")[1].split("-")[0])
-                    if start >= len(data):
-                        self.send_response(416)
-                        self.send_header("Content-Length", "0")
-                        self.end_headers()
-                        return
-                    self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                else:
-                    self.send_response(200)
-                sha = hashlib.sha256(b"tampered" if self.path in hub.bad_etag else data).hexdigest()
-                self.send_header("X-Linked-Etag", f'"{sha}"')
-                self.send_header("Content-Length", str(len(data) - start))
-                self.end_headers()
-                body = data[start:]
-                cut = hub.cut_after.pop(self.path, None)
-                if cut is not None:
-                    self.wfile.write(body[:cut])
-                    self.wfile.flush()
-                    self.connection.shutdown(2)  # drop mid-transfer
-                    return
-                self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -205,12 +145,12 @@ def test_pull_cli_end_to_end(hub, vdr, vdr_home):
 
 
 def test_pull_errors_are_one_line(hub, vdr):
-    r = vdr("model", "pull", "vdr-8b", "--hub", hub.url)  # the hub has no such repository
+    r = vdr("model", "pull", "qwen3-vl-8b", "--hub", hub.url)  # the hub has no such repository
     assert r.returncode == 1
     err = r.stderr.decode()
-    assert "HTTP 404" in err and "vdr model add" in err and "Traceback" not in err
-    r = vdr("model", "pull", "vdr-8b", "--hub", "http://127.0.0.1:9")
-    assert r.returncode == 1 and "cannot download" in r.stderr.decode()
+    assert "no such repository" in err and "HF_TOKEN" in err and "Traceback" not in err and len(err.splitlines()) == 2
+    r = vdr("model", "pull", "qwen3-vl-8b", "--hub", "http://127.0.0.1:9")
+    assert r.returncode == 1 and "cannot reach" in r.stderr.decode() and "vdr model add" in r.stderr.decode()
     assert vdr("model", "pull", "unknown-thing").returncode == 2
 
 

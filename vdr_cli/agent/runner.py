@@ -25,6 +25,7 @@ class AskRequest:
     mmproj: str | None = None
     output: Path | None = None
     json_out: bool = False
+    answer_only: bool = False  # stdout gets the answer text only, piped or not
     max_steps: int = 50
     max_time: float | None = None
     ctx: int | str | None = None  # "auto": the window that fits in free memory (HTTP: the server's)
@@ -226,9 +227,9 @@ def loop_config(req: AskRequest, model_name: str, tools: list[str], on_token: Ca
 
 
 def live_view(req: AskRequest):
-    from vdr_cli.render.output import stderr_console, stderr_is_terminal
+    from vdr_cli.render.output import is_quiet, stderr_console, stderr_is_terminal
 
-    if not stderr_is_terminal():
+    if not stderr_is_terminal() or is_quiet():
         return None
     from vdr_cli.render.live import LiveView
 
@@ -271,7 +272,7 @@ def _fresh(req: AskRequest, image_args: list[str], question: str, quiet: bool = 
     try:
         session = SessionSpec(question=question, images=images, tools=tools,
                               model={**describe(spec, model), "spec": public_spec(req.model or conf["model"])})
-        as_json = json_mode(req.json_out)
+        as_json = json_mode(req.json_out) and not req.answer_only
         live = None if quiet else live_view(req)
         sinks = Sinks(trace_path(req.output, session.id), as_json and not quiet, live)
         if not quiet:
@@ -352,7 +353,7 @@ def _resume(req: AskRequest) -> int:
     spec, model = open_model_for(req, conf, model_text)
     try:
         tools = spec_header.tools
-        as_json = json_mode(req.json_out)
+        as_json = json_mode(req.json_out) and not req.answer_only
         live = live_view(req)
         keep = kept_events(events, None)
         out = req.output or path

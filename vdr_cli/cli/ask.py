@@ -13,12 +13,15 @@ from vdr_cli.cli.failures import reports
 HELP = """\
 Research a question, about one or more images or none, with the agent loop.
 
-The last argument is the question; those before it are images. The model
+The last argument is the question (- reads it from stdin); those before it
+are images: paths, http(s) URLs (downloaded once, size-capped, cached) or -
+for image bytes on stdin. --example adds the image that ships with vdr. The model
 thinks, calls tools (search, crop_and_search, visit, PythonInterpreter) and
 answers in the format Vision-DeepResearch was trained on. Every session writes a trace
 (one event per line) to -o FILE or to the data folder; its path is printed on
 stderr. On a terminal a live view goes to stderr and the answer to stdout;
-piped or with --json, the events go to stdout.
+piped or with --json, the events go to stdout; with --answer-only just the
+answer text does, for `A=$(vdr ask --answer-only ...)`.
 
 Ctrl-C ends the current step, writes an "end" event with reason
 "interrupted" and exits 130; `vdr ask --resume TRACE` continues a session
@@ -33,11 +36,13 @@ def register(app: typer.Typer) -> None:
 
 @reports("ask")
 def ask_command(
-    args: Optional[List[str]] = typer.Argument(None, help="[IMAGE...] QUESTION", show_default=False),
+    args: Optional[List[str]] = typer.Argument(None, metavar="[IMAGE...] QUESTION", help="Images (paths, http(s) URLs, - for stdin), then the question (- for stdin).", show_default=False),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Registered name, .gguf path, openai:MODEL@URL or scripted:TRACE [config model.default]."),
     mmproj: Optional[str] = typer.Option(None, "--mmproj", help="Vision projector GGUF for a .gguf --model."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Trace file (or folder, with --batch). Default: the data folder's traces/."),
     json_out: bool = typer.Option(False, "--json", "-j", help="Write the events to stdout even on a terminal."),
+    answer_only: bool = typer.Option(False, "--answer-only", "-a", help="Write only the answer text to stdout, piped or not (no events)."),
+    example: bool = typer.Option(False, "--example", help="Ask about the example image that ships with vdr (a street corner with signs and a tram)."),
     max_steps: int = typer.Option(50, "--max-steps", help="Model calls before the final answer is requested (the reference uses 50)."),
     max_time: Optional[float] = typer.Option(None, "--max-time", help="Wall-time budget in seconds; then the final answer is requested."),
     ctx: Optional[str] = typer.Option(None, "--ctx", help="Context window in tokens, or auto: what fits in free RAM/VRAM (HTTP: the server's) [config model.ctx]."),
@@ -63,8 +68,14 @@ def ask_command(
 ) -> int:
     from vdr_cli.agent.runner import AskRequest, run_ask
 
+    if answer_only and json_out:
+        from vdr_cli.errors import UsageError
+
+        raise UsageError("--answer-only and --json both choose what stdout gets; give one")
+    if batch is None and resume is None:
+        args = resolve_inputs(list(args or []), example)
     request = AskRequest(
-        args=list(args or []), model=model, mmproj=mmproj, output=output, json_out=json_out, max_steps=max_steps,
+        args=list(args or []), answer_only=answer_only, model=model, mmproj=mmproj, output=output, json_out=json_out, max_steps=max_steps,
         max_time=max_time, ctx=ctx, grammar=grammar, zoom=zoom, temperature=temperature, top_p=top_p, seed=seed,
         max_tokens=max_tokens, summaries=summaries, search_provider=search_provider, image_provider=image_provider,
         allow_private=allow_private, no_cache=no_cache, resume=resume, batch=batch, parallel=parallel, verbose=verbose,
@@ -72,3 +83,39 @@ def ask_command(
         fold=fold, fold_at=fold_at, kv_type=kv_type,
     )
     return run_ask(request)
+
+
+def example_image() -> Path:
+    """The example image shipped in the package (drawn by scripts/make_example_image.py)."""
+    from importlib.resources import files
+
+    return Path(str(files("vdr_cli") / "data" / "example.png"))
+
+
+def resolve_inputs(args: list[str], example: bool) -> list[str]:
+    """`-` and URLs become files; --example prepends the bundled image."""
+    import sys
+
+    from vdr_cli.errors import UsageError
+    from vdr_cli.tools.image_inputs import image_from_stdin, image_from_url, is_url
+
+    if not args:
+        return args
+    *images, question = args
+    if images.count("-") + (question == "-") > 1:
+        raise UsageError("stdin can hold the question or one image, not both")
+    if question == "-":
+        if sys.stdin is None or sys.stdin.isatty():
+            raise UsageError("`-` reads the question from stdin, but stdin is a terminal", hint="echo 'QUESTION' | vdr ask IMAGE -")
+        question = sys.stdin.read().strip()
+        if not question:
+            raise UsageError("the question read from stdin is empty")
+    out = [str(example_image())] if example else []
+    for spec in images:
+        if spec == "-":
+            out.append(str(image_from_stdin()))
+        elif is_url(spec):
+            out.append(str(image_from_url(spec)))
+        else:
+            out.append(spec)
+    return out + [question]

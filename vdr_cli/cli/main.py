@@ -65,12 +65,77 @@ def make_app() -> typer.Typer:
     return app
 
 
+QUIET_HELP = "No progress, live view or info lines on stderr (warnings and errors still)."
+
+
+def _set_quiet(ctx, param, value: bool) -> None:  # noqa: ANN001 (click's callback signature)
+    if value:
+        from vdr_cli.render.output import set_quiet
+
+        set_quiet(True)
+
+
+def build_command():
+    """The click command tree of `vdr`, with `--quiet` added to every command."""
+    from typer.core import TyperOption
+
+    cmd = typer.main.get_command(make_app())
+
+    def add(c) -> None:
+        if not any("--quiet" in getattr(p, "opts", ()) for p in c.params):
+            c.params.append(TyperOption(param_decls=["--quiet"], is_flag=True, default=False, expose_value=False,
+                                        is_eager=True, callback=_set_quiet, help=QUIET_HELP))
+        for sub in getattr(c, "commands", {}).values():
+            add(sub)
+
+    add(cmd)
+    return cmd
+
+
+def _command_path(cmd, args: list[str]) -> str:
+    """`model pull` for `vdr model pull …`: the subcommands named at the start of `args`."""
+    path = []
+    for arg in args:
+        sub = getattr(cmd, "commands", {}).get(arg)
+        if sub is None:
+            if arg.startswith("-"):
+                continue
+            break
+        path.append(arg)
+        cmd = sub
+    return " ".join(path)
+
+
 def run() -> None:
     """Console-script entry point."""
+    import sys
+
+    from typer._click.exceptions import ClickException, UsageError
+
     if "_VDR_COMPLETE" in os.environ:
         # The shell asks for candidates: register typer's completion classes
         # (skipped otherwise, being import cost nobody else needs).
         from typer._completion_classes import completion_init
 
         completion_init()
-    make_app()(prog_name="vdr")
+    cmd = build_command()
+    try:
+        status = cmd.main(prog_name="vdr", standalone_mode=False)
+    except UsageError as exc:
+        # The documented form, as every other error: `vdr ask: error: …` and a hint.
+        from vdr_cli.render.output import say
+
+        if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:
+            typer.echo(exc.ctx.get_help())
+            sys.exit(exc.exit_code)
+        where = _command_path(cmd, sys.argv[1:]) if exc.ctx is None else exc.ctx.command_path.removeprefix("vdr").strip()
+        message = exc.format_message()
+        say(where, "error", message[:1].lower() + message[1:])
+        say(where, "hint", f"vdr {where + ' ' if where else ''}--help shows the usage")
+        sys.exit(exc.exit_code)
+    except ClickException as exc:
+        from vdr_cli.render.output import say
+
+        say("", "error", exc.format_message())
+        sys.exit(exc.exit_code)
+    sys.exit(status if isinstance(status, int) else 0)

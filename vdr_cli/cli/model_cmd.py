@@ -36,24 +36,38 @@ def register(app: typer.Typer) -> None:
 
 @reports("model")
 def list_command(json_out: bool = typer.Option(False, "--json", "-j", help="Write JSON Lines even on a terminal.")) -> None:
-    from vdr_cli.render.output import json_mode, print_line, stdout_writer
+    from vdr_cli.render.output import human_bytes, json_mode, print_line, stdout_writer
     from vdr_cli.models.catalog import CATALOG
-    from vdr_cli.models.registry import Registry
+    from vdr_cli.models.registry import Registry, models_dir
 
     rows = []
     for name, e in sorted(Registry().entries.items()):
-        rows.append({"name": name, "installed": Path(e.gguf).is_file(), "gguf": e.gguf, "mmproj": e.mmproj, "ctx": e.ctx, "source": e.source})
+        files = [Path(f) for f in (e.gguf, e.mmproj) if f]
+        rows.append({"name": name, "installed": Path(e.gguf).is_file(), "gguf": e.gguf, "mmproj": e.mmproj, "ctx": e.ctx,
+                     "source": e.source, "bytes": sum(f.stat().st_size for f in files if f.is_file())})
     for name, c in CATALOG.items():
         if not any(r["name"] == name for r in rows):
+            partial = sum(p.stat().st_size for p in (models_dir() / name).glob("*.part")) if (models_dir() / name).is_dir() else 0
             rows.append({"name": name, "installed": False, "gguf": None, "mmproj": None, "ctx": c.ctx,
-                         "source": f"catalog:{c.repo}", "description": c.description})
+                         "source": f"hf:{c.repo}" if c.repo else f"convert:{c.convert_from}", "bytes": c.bytes,
+                         "description": c.description, **({"partial_bytes": partial} if partial else {})})
     if json_mode(json_out):
         stdout_writer().write_all(rows)
         return
+    print_line(f"{'NAME':<16} {'SIZE':>8}  {'STATE':<24} SOURCE")
     for r in rows:
-        state = "installed" if r["installed"] else ("missing file" if r["gguf"] else "not downloaded: vdr model pull " + r["name"])
-        vision = " +vision" if r["mmproj"] else ""
-        print_line(f"{r['name']:<16} {state}{vision}  {r['gguf'] or r.get('description', '')}")
+        if r["installed"]:
+            state = "installed" + (" +vision" if r["mmproj"] else " (text only)")
+        elif r["gguf"]:
+            state = "missing file"
+        elif r.get("partial_bytes"):
+            state = f"partial ({human_bytes(r['partial_bytes'])})"
+        elif str(r["source"]).startswith("convert:"):
+            state = "no GGUF published"
+        else:
+            state = "available"
+        size = human_bytes(r["bytes"]) if r["bytes"] else "-"
+        print_line(f"{r['name']:<16} {size:>8}  {state:<24} {r['source'] or ''}")
 
 
 @reports("model")
@@ -78,19 +92,30 @@ def add_command(
 
 @reports("model")
 def rm_command(
-    name: str = typer.Argument(..., help="Registered model name."),
+    name: str = typer.Argument(..., help="Registered model name (or a pull that did not finish)."),
     delete_files: bool = typer.Option(False, "--delete-files", help="Also delete its files if `vdr model pull` downloaded them."),
 ) -> None:
-    from vdr_cli.models.registry import Registry, models_dir
+    import shutil
 
-    entry = Registry().remove(name)
+    from vdr_cli.models.registry import Registry, check_name, models_dir
+
+    check_name(name)
+    root = models_dir().resolve()
+    folder = root / name
+    registry = Registry()
+    if registry.get(name) is None and folder.is_dir():
+        shutil.rmtree(folder)  # a pull that never finished: nothing registered, only its files
+        say("model", "info", f"removed the unfinished download {folder}")
+        return
+    entry = registry.remove(name)
     if delete_files:
-        root = models_dir().resolve()
         for f in (entry.gguf, entry.mmproj):
             if f and Path(f).resolve().is_relative_to(root):
                 Path(f).unlink(missing_ok=True)
             elif f:
                 say("model", "warning", f"kept {f}: vdr did not download it")
+        if folder.is_dir() and not any(p for p in folder.iterdir() if not p.name.endswith(".part")):
+            shutil.rmtree(folder)
 
 
 @reports("model")
@@ -114,12 +139,10 @@ def info_command(
     if json_mode(json_out):
         stdout_writer().write(info)
         return
-    for key, value in info.items():
-        if key == "kv_bytes_per_token":
-            value = ", ".join(f"{t} {n}" for t, n in value.items())
-        elif isinstance(value, dict):
-            value = f"{value['path']} ({value['projector_type']}, {value['bytes'] / 1e6:.1f} MB)"
-        print_line(f"{key:<18} {value}")
+    from vdr_cli.cli.model_info import describe
+
+    for line in describe(info, spec.ctx):
+        print_line(line)
 
 
 def _memory(gguf: Path, mmproj: Optional[Path]) -> dict:
@@ -155,67 +178,14 @@ def path_command(
 
 @reports("model")
 def pull_command(
-    name: str = typer.Argument(..., help="A model the catalog knows (see `vdr model list`)."),
+    name: str = typer.Argument(..., help="A catalog name (see `vdr model list`) or hf:OWNER/REPO[:QUANT] for any hub repository."),
+    as_name: Optional[str] = typer.Option(None, "--name", help="Register the model under this name (default: the catalog name, or the repository's)."),
     repo: Optional[str] = typer.Option(None, "--repo", help="Hub repository to fetch from instead of the catalog's."),
-    gguf: Optional[str] = typer.Option(None, "--file", help="GGUF file name in the repository instead of the catalog's."),
-    mmproj: Optional[str] = typer.Option(None, "--mmproj-file", help="mmproj file name in the repository instead of the catalog's."),
+    gguf: Optional[str] = typer.Option(None, "--file", help="GGUF file name in the repository (default: the catalog's, or the Q4_K_M file)."),
+    mmproj: Optional[str] = typer.Option(None, "--mmproj-file", help="Projector file name in the repository (default: found by name, F16 first)."),
     hub: Optional[str] = typer.Option(None, "--hub", help="Hub base URL [config model.hub_url]."),
 ) -> None:
     from vdr_cli import config
-    from vdr_cli.errors import UsageError
-    from vdr_cli.models.catalog import CATALOG
-    from vdr_cli.models.download import download, hub_url
-    from vdr_cli.models.registry import ModelEntry, Registry, check_name, models_dir
+    from vdr_cli.cli.model_pull import run_pull
 
-    check_name(name)
-    entry = CATALOG.get(name)
-    if entry is None and not (repo and gguf):
-        raise UsageError(f"no model {name!r} in the catalog", hint="give --repo and --file, or see `vdr model list`")
-    repo = repo or entry.repo
-    files = [("gguf", gguf or entry.gguf, entry.gguf_sha256 if entry and not gguf else None)]
-    mm_name = mmproj or (entry.mmproj if entry else None)
-    if mm_name:
-        files.append(("mmproj", mm_name, entry.mmproj_sha256 if entry and not mmproj else None))
-    base = config.current().get("model.hub_url", hub)
-    token = os.environ.get("HF_TOKEN") or None
-    paths: dict[str, str] = {}
-    for label, filename, sha in files:
-        dest = models_dir() / name / filename
-        if dest.is_file():
-            say("model", "info", f"{filename}: already downloaded")
-        else:
-            with _progress(filename) as progress:
-                got = download(hub_url(base, repo, entry.revision if entry else "main", filename), dest, sha256=sha, token=token, progress=progress)
-            if not got.verified:
-                say("model", "warning", f"{filename}: the hub gave no checksum; file not verified")
-        paths[label] = str(dest)
-    Registry().add(ModelEntry(name=name, gguf=paths["gguf"], mmproj=paths.get("mmproj"), ctx=entry.ctx if entry else None,
-                              source=f"pull:{repo}"), replace=True)
-    say("model", "info", f"{name} is ready: vdr ask --model {name} …")
-
-
-class _progress:
-    """A rich progress bar on stderr when it is a terminal; silent otherwise."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.bar = None
-
-    def __enter__(self):
-        from vdr_cli.render.output import stderr_is_terminal
-
-        if not stderr_is_terminal():
-            return None
-        from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
-
-        from vdr_cli.render.output import stderr_console
-
-        self.bar = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                            console=stderr_console(), transient=False)
-        self.bar.start()
-        task = self.bar.add_task(self.label, total=None)
-        return lambda done, total: self.bar.update(task, completed=done, total=total)
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.stop()
+    run_pull(name, repo, gguf, mmproj, config.current().get("model.hub_url", hub), as_name)

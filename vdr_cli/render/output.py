@@ -23,8 +23,23 @@ def _paint(text: str, code: str) -> str:
     return f"\x1b[{code}m{text}\x1b[0m"
 
 
+_QUIET = False
+
+
+def set_quiet(value: bool = True) -> None:
+    """`--quiet`: no info lines, progress or live view; warnings and errors still."""
+    global _QUIET
+    _QUIET = value
+
+
+def is_quiet() -> bool:
+    return _QUIET
+
+
 def say(command: str, level: str, message: str) -> None:
-    """One diagnostic line on stderr: `vdr crop: warning: …`."""
+    """One diagnostic line on stderr: `vdr crop: warning: …` (info lines not under --quiet)."""
+    if _QUIET and level == "info":
+        return
     color = {"error": "31;1", "warning": "33", "hint": "36", "info": "32"}.get(level, "0")
     prefix = f"vdr {command}: " if command else "vdr: "
     first_line = " ".join(str(message).split("\n")[0].split()) if message else ""
@@ -94,3 +109,28 @@ class RecordSink:
         from vdr_cli.errors import ExitStatus
 
         return ExitStatus.for_outcome(self.ok, self.failed)
+
+
+def animated() -> bool:
+    """True when stderr is a terminal that can redraw (progress bars, spinners):
+    not when it is piped, nor under TERM=dumb."""
+    return stderr_is_terminal() and os.environ.get("TERM", "") not in ("dumb", "unknown")
+
+
+def human_bytes(n: float) -> str:
+    """1234567 → '1.2 MB' (decimal units, as the hub shows sizes)."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def human_seconds(s: float) -> str:
+    """75.2 → '1m15s'."""
+    s = max(0, int(round(s)))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
