@@ -4,8 +4,8 @@ The wheel is built from this checkout and installed with pip into a fresh
 prefix (so the man pages and completions land where pip puts data files);
 `vdr model pull qwen3-vl-8b` downloads from a loopback hub that answers as
 the real one does (tests/hub.py) and serves the tiny real Qwen3-VL GGUF pair
-from tests/fixtures under the official repository's file names; the web
-search default (DuckDuckGo's HTML endpoint) points at a loopback page.
+from tests/fixtures under the official repository's file names; the default
+keyless search engines answer on loopback too (tests/web/engines.py).
 Nothing leaves 127.0.0.1.
 """
 
@@ -32,7 +32,7 @@ TINY_MM = FIXTURES / "gguf" / "qwen3vl-tiny-mmproj.gguf"
 QWEN_REPO = "Qwen/Qwen3-VL-8B-Instruct-GGUF"
 QWEN_FILES = ("Qwen3VL-8B-Instruct-Q4_K_M.gguf", "mmproj-Qwen3VL-8B-Instruct-F16.gguf")
 # Only to keep the run short on a random-weight model: a few steps of few tokens.
-FAST = ["--max-steps", "3", "--max-tokens", "96", "--ctx", "4096", "--seed", "3", "--summaries", "extractive"]
+FAST = ["--max-steps", "1", "--max-tokens", "64", "--ctx", "4096", "--seed", "3", "--summaries", "extractive"]
 
 
 def readme_first_run() -> list[str]:
@@ -58,7 +58,8 @@ def installed(tmp_path_factory) -> dict:
 
 
 def test_readme_first_run_from_install_to_an_answer(installed, tmp_path, vdr_home):
-    from web.server import Response, WebServer
+    from web.engines import install_engines
+    from web.server import WebServer
 
     lines = readme_first_run()
     assert lines[0] == "pip install ." and lines[1].startswith("vdr model pull") and "--example" in lines[2]
@@ -66,10 +67,9 @@ def test_readme_first_run_from_install_to_an_answer(installed, tmp_path, vdr_hom
     web = WebServer().start()
     try:
         hub.publish(QWEN_REPO, {QWEN_FILES[0]: TINY.read_bytes(), QWEN_FILES[1]: TINY_MM.read_bytes(), "README.md": b"# Qwen3-VL\n"})
-        no_results = (FIXTURES / "providers" / "ddg_no_results.html").read_text()
-        web.add_route("POST", "/ddg/html/", lambda req: Response(200, no_results))
-        env = {**installed["env"], "VDR_HOME": str(vdr_home), "VDR_HUB_URL": hub.url,
-               "VDR_SEARCH_DDG_URL": web.url("/ddg/html/")}
+        engines = install_engines(web)  # the default keyless engines, answering on loopback
+        env = {**installed["env"], **engines.env(), "VDR_HOME": str(vdr_home), "VDR_HUB_URL": hub.url,
+               "VDR_NET_ALLOW_PRIVATE": "1"}
         # the installed copy runs, not the checkout
         where = subprocess.run([sys.executable, "-c", "import vdr_cli; print(vdr_cli.__file__)"], env=env,
                                capture_output=True, cwd=tmp_path)
