@@ -41,6 +41,7 @@ SETTING_PREFIXES = {
     "replay": ("",),
     "model": ("model.", "keys.openai"),
     "config": ("",),
+    "doctor": ("",),
 }
 
 

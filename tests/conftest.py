@@ -49,13 +49,14 @@ def vdr():
 
 
 def run_on_pty(argv: list[str], env: dict[str, str] | None = None, stream: str = "stderr", timeout: float = 120) -> tuple[int, str]:
-    """Run `python -m vdr_cli ARGV` with stdout or stderr on a pseudo-terminal; (status, what the terminal got)."""
+    """Run `python -m vdr_cli ARGV` with stdout, stderr or both on a pseudo-terminal; (status, what the terminal got)."""
     import pty
 
     master, slave = pty.openpty()
     other = subprocess.PIPE
     proc = subprocess.Popen([sys.executable, "-m", "vdr_cli", *argv], stdin=subprocess.DEVNULL,
-                            stdout=slave if stream == "stdout" else other, stderr=slave if stream == "stderr" else other,
+                            stdout=slave if stream in ("stdout", "both") else other,
+                            stderr=slave if stream in ("stderr", "both") else other,
                             env={**os.environ, **(env or {})})
     proc.communicate(timeout=timeout)
     os.close(slave)

@@ -43,17 +43,21 @@ def readme_first_run() -> list[str]:
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> dict:
-    """`pip install .`: the wheel built from this checkout, installed into a fresh prefix."""
+    """`pip install .`: the wheel built from this checkout, installed into a fresh prefix
+    (--ignore-installed: pip would otherwise uninstall the checkout's own install first)."""
     tmp = tmp_path_factory.mktemp("install")
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp / "dist"),
                             str(ROOT)], capture_output=True, timeout=300)
     assert build.returncode == 0, build.stderr.decode()[-2000:]
     [wheel] = (tmp / "dist").glob("vdr_cli-*.whl")
     prefix = tmp / "prefix"
-    inst = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--prefix", str(prefix), str(wheel)],
+    inst = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--ignore-installed", "--prefix", str(prefix), str(wheel)],
                           capture_output=True, timeout=300)
     assert inst.returncode == 0, inst.stderr.decode()[-2000:]
     [site] = prefix.glob("lib/python*/site-packages")
+    from importlib.metadata import distribution
+
+    assert Path(str(distribution("vdr-cli").locate_file(""))) != Path(site)  # the checkout's own install is untouched
     return {"prefix": prefix, "bin": prefix / "bin" / "vdr", "env": {**os.environ, "PYTHONPATH": str(site)}}
 
 

@@ -328,7 +328,7 @@ def test_list_and_last(vdr, vdr_home):
     r = vdr("replay", "--list")
     assert r.returncode == 0
     rows = [json.loads(line) for line in r.stdout.decode().splitlines()]
-    assert [(x["id"], x["steps"], x["ending"]) for x in rows] == [("fixture0001", 5, "answer"), ("older0000001", 2, "incomplete")]
+    assert [(x["id"], x["steps"], x["reason"]) for x in rows] == [("fixture0001", 5, "answer"), ("older0000001", 2, "incomplete")]
     assert rows[0]["path"] == str(folder / "20260102-030405-fixture0001.jsonl")
     assert "junk.jsonl: not a vdr trace" in r.stderr.decode()
     text = vdr("replay", "--list", "--text").stdout.decode().splitlines()
@@ -462,7 +462,7 @@ def test_import_reference_episodes(vdr, tmp_path):
     r = vdr("replay", "--from", "reference", str(FIXTURES / "reference_episodes.jsonl"), "-o", str(out))
     assert r.returncode == 0, r.stderr.decode()
     rows = [json.loads(line) for line in r.stdout.decode().splitlines()]
-    assert [(x["id"], x["steps"], x["calls"], x["ending"]) for x in rows] == [
+    assert [(x["id"], x["steps"], x["calls"], x["reason"]) for x in rows] == [
         ("ref-001", 3, 2, "answer"), ("ref/002 odd id", 3, 1, "max_steps"), ("ref-003", 0, 0, "error")]
     assert sorted(p.name for p in out.iterdir()) == ["ref-001.image_1.png", "ref-001.jsonl", "ref-003.jsonl", "ref_002_odd_id.jsonl"]
     for trace in out.glob("*.jsonl"):

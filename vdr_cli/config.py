@@ -48,7 +48,14 @@ def lookup(key: str) -> Setting:
     try:
         return SETTINGS[key]
     except KeyError:
-        close = [k for k in SETTINGS if k.split(".")[-1] == key.split(".")[-1] or k.startswith(key)]
+        import difflib
+
+        # A typo (keys.serpr), a missing section (serper) or a prefix (search.prov).
+        close = (difflib.get_close_matches(key, SETTINGS, n=1, cutoff=0.75)
+                 or [k for k in SETTINGS if k.split(".")[-1] == key.split(".")[-1] or (len(key) > 3 and k.startswith(key))]
+                 or difflib.get_close_matches(key, [k.split(".")[-1] for k in SETTINGS], n=1, cutoff=0.8))
+        if close and close[0] not in SETTINGS:
+            close = [k for k in SETTINGS if k.split(".")[-1] == close[0]]
         hint = f"did you mean {close[0]}?" if close else "`vdr config list` shows the known settings"
         raise UsageError(f"unknown setting {key!r}", hint=hint) from None
 

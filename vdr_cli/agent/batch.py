@@ -106,14 +106,20 @@ def run_batch(req: Any) -> int:
         raise UsageError("--batch needs -o DIR for the traces")
     if req.parallel < 1:
         raise UsageError("--parallel must be at least 1")
+    from vdr_cli.render.live import batch_line
+    from vdr_cli.render.output import json_mode
+
     items = read_items(req.batch)
-    writer = stdout_writer()
+    writer = stdout_writer() if json_mode(req.json_out) else None  # a terminal gets a line per item, as eval prints
     progress = ProgressBar(len(items), "batch")
     results: list[str] = []
     answers: list[str | None] = []
 
     def done(summary: Event) -> None:
-        writer.write(summary)
+        if writer is not None:
+            writer.write(summary)
+        else:
+            progress.print(batch_line(summary))
         results.append(summary["reason"])
         answers.append(summary.get("answer"))
         progress.advance()
@@ -200,10 +206,10 @@ class ProgressBar:
     """A progress bar on stderr when it is a terminal."""
 
     def __init__(self, total: int, label: str) -> None:
-        from vdr_cli.render.output import stderr_is_terminal
+        from vdr_cli.render.output import animated, is_quiet
 
         self.bar = None
-        if stderr_is_terminal():
+        if animated() and not is_quiet():
             from rich.progress import Progress
 
             from vdr_cli.render.output import stderr_console
@@ -211,6 +217,12 @@ class ProgressBar:
             self.bar = Progress(console=stderr_console())
             self.bar.start()
             self.task = self.bar.add_task(label, total=total)
+
+    def print(self, line: str) -> None:
+        """A line on stdout; while the bar shows, rich's stdout proxy prints it above the bar."""
+        from vdr_cli.render.output import print_line
+
+        print_line(line)
 
     def advance(self) -> None:
         if self.bar is not None:

@@ -165,7 +165,7 @@ class ResearchLoop:
         self.prompt_tokens += result.prompt_tokens
         self.completion_tokens += result.completion_tokens
         parsed = parse_turn(raw)
-        fields: dict[str, Any] = {"n": self.step_n, "think": parsed.think, "raw": raw,
+        fields: dict[str, Any] = {"n": self.step_n, "step": self.step_n, "think": parsed.think, "raw": raw,
                                   "tokens": {"prompt_eval": result.prompt_tokens, "completion": result.completion_tokens},
                                   "ms": round(result.ms, 1), "finish": result.finish_reason}
         if user_prompt is not None:
@@ -208,7 +208,7 @@ class ResearchLoop:
             outcome = ToolOutcome(content=f"Error calling tool {tool}: {type(exc).__name__}: {exc}", ok=False, error=str(exc))
         ms = (time.perf_counter() - t) * 1000
         self.tool_ms += ms
-        self.emit(event("result", id=call_id, tool=tool, ok=outcome.ok, content=outcome.content, data=outcome.data,
+        self.emit(event("result", id=call_id, step=self.step_n, tool=tool, ok=outcome.ok, content=outcome.content, data=outcome.data,
                         error=outcome.error, ms=round(ms, 1), cached=outcome.cached))
         self._learn_urls(outcome.data)
         self._append_tool_response(outcome)

@@ -233,7 +233,16 @@ def live_view(req: AskRequest):
         return None
     from vdr_cli.render.live import LiveView
 
-    return LiveView(stderr_console())
+    from vdr_cli.render.output import animated
+
+    return LiveView(stderr_console(), animated=animated())
+
+
+def _loading(live: Any, what: str):
+    """The live view's "loading MODEL… 3.1 s" line while the model opens (nothing without one)."""
+    import contextlib
+
+    return live.loading(what) if live is not None else contextlib.nullcontext()
 
 
 def run_ask(req: AskRequest, quiet: bool = False) -> int:
@@ -262,8 +271,10 @@ def _fresh(req: AskRequest, image_args: list[str], question: str, quiet: bool = 
     images = load_images(image_args, conf["max_pixels"])  # bad images fail before the model loads
     tools = [t for t in DEFAULT_TOOLS if images or t != "crop_and_search"] + (["zoom"] if req.zoom and images else [])
     tools += ["PythonInterpreter"] if python_wanted(req.python) else []
+    live = None if quiet else live_view(req)
     try:
-        spec, model = open_model_for(req, conf)
+        with _loading(live, public_spec(req.model or conf["model"])):
+            spec, model = open_model_for(req, conf)
     except ModelError as exc:
         if not quiet:
             _record_load_failure(req, SessionSpec(question=question, images=images, tools=tools,
@@ -273,7 +284,6 @@ def _fresh(req: AskRequest, image_args: list[str], question: str, quiet: bool = 
         session = SessionSpec(question=question, images=images, tools=tools,
                               model={**describe(spec, model), "spec": public_spec(req.model or conf["model"])})
         as_json = json_mode(req.json_out) and not req.answer_only
-        live = None if quiet else live_view(req)
         sinks = Sinks(trace_path(req.output, session.id), as_json and not quiet, live)
         if not quiet:
             say("ask", "info", f"trace: {sinks.path}")
@@ -350,11 +360,14 @@ def _resume(req: AskRequest) -> int:
     conf = settings(req)
     spec_header = spec_from_header(recorded.header)
     model_text = req.model or (recorded.header.get("model") or {}).get("spec")
-    spec, model = open_model_for(req, conf, model_text)
+    live = live_view(req)
+    from vdr_cli.models.spec import public_spec
+
+    with _loading(live, public_spec(model_text or conf["model"])):
+        spec, model = open_model_for(req, conf, model_text)
     try:
         tools = spec_header.tools
         as_json = json_mode(req.json_out) and not req.answer_only
-        live = live_view(req)
         keep = kept_events(events, None)
         out = req.output or path
         sinks = Sinks(out, as_json, live, keep=keep)

@@ -7,6 +7,7 @@ from typing import List, Optional
 
 import typer
 
+from vdr_cli.cli import complete
 from vdr_cli.cli.docs import epilog
 from vdr_cli.cli.failures import reports
 
@@ -37,7 +38,7 @@ def register(app: typer.Typer) -> None:
 @reports("ask")
 def ask_command(
     args: Optional[List[str]] = typer.Argument(None, metavar="[IMAGE...] QUESTION", help="Images (paths, http(s) URLs, - for stdin), then the question (- for stdin).", show_default=False),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Registered name, .gguf path, openai:MODEL@URL or scripted:TRACE [config model.default]."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", autocompletion=complete.model_names, help="Registered name, .gguf path, openai:MODEL@URL or scripted:TRACE [config model.default]."),
     mmproj: Optional[str] = typer.Option(None, "--mmproj", help="Vision projector GGUF for a .gguf --model."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Trace file (or folder, with --batch). Default: the data folder's traces/."),
     json_out: bool = typer.Option(False, "--json", "-j", help="Write the events to stdout even on a terminal."),
@@ -56,8 +57,8 @@ def ask_command(
     seed: Optional[int] = typer.Option(None, "--seed", help="Sampling seed, for repeatable runs."),
     max_tokens: int = typer.Option(4096, "--max-tokens", help="Longest single model turn, in tokens."),
     summaries: str = typer.Option("model", "--summaries", help="How visit summarises pages: model (side generation) or extractive (no model)."),
-    search_provider: Optional[str] = typer.Option(None, "--search-provider", help="Text search provider [config search.provider]."),
-    image_provider: Optional[str] = typer.Option(None, "--image-provider", help="Reverse image provider [config search.image_provider]."),
+    search_provider: Optional[str] = typer.Option(None, "--search-provider", autocompletion=complete.providers, help="Text search provider [config search.provider]."),
+    image_provider: Optional[str] = typer.Option(None, "--image-provider", autocompletion=complete.providers, help="Reverse image provider [config search.image_provider]."),
     allow_private: Optional[bool] = typer.Option(None, "--allow-private/--no-allow-private", help="Let model-chosen URLs reach private addresses [config net.allow_private]."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the network cache."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the session recorded in this trace."),

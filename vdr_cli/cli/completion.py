@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from vdr_cli.cli import complete
 from vdr_cli.cli.docs import epilog
 from vdr_cli.cli.failures import reports
 
@@ -29,7 +30,7 @@ def script(shell: str) -> str:
 
 @reports("completion")
 def completion_command(
-    shell: str = typer.Argument(..., help="bash, zsh or fish."),
+    shell: str = typer.Argument(..., autocompletion=complete.shells, help="bash, zsh or fish."),
 ) -> None:
     if shell not in SHELLS:
         from vdr_cli.errors import UsageError

@@ -6,6 +6,7 @@ from typing import Optional
 
 import typer
 
+from vdr_cli.cli import complete
 from vdr_cli.cli.docs import epilog
 from vdr_cli.cli.failures import reports
 from vdr_cli.render.output import say
@@ -33,7 +34,7 @@ def register(app: typer.Typer) -> None:
 
 @reports("config")
 def path_command(
-    which: str = typer.Argument("config", help="config (the file), data or cache (the folders)."),
+    which: str = typer.Argument("config", autocompletion=complete.folders, help="config (the file), data or cache (the folders)."),
 ) -> None:
     from vdr_cli import paths
 
@@ -69,7 +70,7 @@ def list_command(
 
 @reports("config")
 def get_command(
-    key: str = typer.Argument(..., help="Setting name, e.g. search.provider."),
+    key: str = typer.Argument(..., autocompletion=complete.setting_keys, help="Setting name, e.g. search.provider."),
     reveal: bool = typer.Option(False, "--reveal", help="Show a secret unmasked."),
 ) -> None:
     from vdr_cli import config
@@ -79,12 +80,15 @@ def get_command(
 
 @reports("config")
 def set_command(
-    key: str = typer.Argument(..., help="Setting name, e.g. search.provider."),
-    value: str = typer.Argument(..., help="New value (checked against the setting's type)."),
+    key: str = typer.Argument(..., autocompletion=complete.setting_keys, help="Setting name, e.g. search.provider."),
+    value: Optional[str] = typer.Argument(None, help="New value (checked against the setting's type); - or nothing reads it from stdin, or from a hidden prompt on a terminal, so a key stays out of shell history.", show_default=False),
 ) -> None:
     from vdr_cli import config
 
     cfg = config.current()
+    setting = config.lookup(key)
+    if value is None or value == "-":
+        value = _read_value(key, setting.secret)
     cfg.set(key, value)
     env = cfg.resolve(key)
     if env.source == "env":
@@ -93,10 +97,30 @@ def set_command(
 
 @reports("config")
 def unset_command(
-    key: str = typer.Argument(..., help="Setting name."),
+    key: str = typer.Argument(..., autocompletion=complete.setting_keys, help="Setting name."),
 ) -> Optional[int]:
     from vdr_cli import config
 
     if not config.current().unset(key):
         say("config", "warning", f"{key} was not set in {config.current().path}")
     return None
+
+
+def _read_value(key: str, secret: bool) -> str:
+    """A value from stdin (one line), or typed at a prompt that does not echo a secret."""
+    import sys
+
+    from vdr_cli.errors import UsageError
+
+    if sys.stdin is not None and not sys.stdin.isatty():
+        value = sys.stdin.readline().strip()
+    else:
+        import getpass
+
+        try:
+            value = getpass.getpass(f"{key}: ") if secret else input(f"{key}: ")
+        except EOFError:
+            value = ""
+    if not value:
+        raise UsageError(f"no value given for {key}", hint=f"vdr config set {key} VALUE, or printf '%s' VALUE | vdr config set {key} -")
+    return value

@@ -98,6 +98,14 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
     "model path": [("ls -l \"$(vdr model path vdr-8b)\"", "the GGUF file"), ("vdr model path vdr-8b --mmproj", "the projector")],
 }
 
+EXAMPLES.update({
+    "doctor": [
+        ("vdr doctor", "is everything in place for vdr ask? what to fix"),
+        ("vdr doctor --offline --model qwen3-vl-8b", "check a model without touching the network"),
+        ("vdr doctor --json | jq -r 'select(.state==\"fail\") | .fix'", "only the fixes"),
+    ],
+})
+
 ENVIRONMENT: list[tuple[str, str]] = [
     ("VDR_HOME", "put the config, data and cache folders under this one folder"),
     ("VDR_CONFIG", "read and write this config file instead of the default"),

@@ -7,6 +7,7 @@ from typing import Any, List, Optional
 
 import typer
 
+from vdr_cli.cli import complete
 from vdr_cli.cli.docs import epilog
 from vdr_cli.cli.failures import reports
 
@@ -51,7 +52,7 @@ def register(app: typer.Typer) -> None:
 def eval_command(
     dataset: Path = typer.Argument(..., metavar="SET", help="Benchmark set: .jsonl, .parquet (with pyarrow), or a folder of them.", show_default=False),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Folder for traces, results.jsonl and metrics.json (required; re-use it to resume)."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="The agent's model: registered name, .gguf path, openai:MODEL@URL or scripted:TRACE [config model.default]."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", autocompletion=complete.model_names, help="The agent's model: registered name, .gguf path, openai:MODEL@URL or scripted:TRACE [config model.default]."),
     judge: Optional[str] = typer.Option(None, "--judge", help="Judge model spec (as --model; default: the --model itself), or exact for normalised exact match (not the paper's metric).", show_default=False),
     judge_max_tokens: int = typer.Option(1024, "--judge-max-tokens", help="Longest judge reply, in tokens (the reference uses 1024)."),
     group_by: Optional[List[str]] = typer.Option(None, "--group-by", "-g", help="Also report accuracy per value of this item field (repeatable; domain always)."),
@@ -67,8 +68,8 @@ def eval_command(
     seed: Optional[int] = typer.Option(None, "--seed", help="Sampling seed, for repeatable runs."),
     max_tokens: int = typer.Option(4096, "--max-tokens", help="Longest single model turn, in tokens."),
     summaries: str = typer.Option("model", "--summaries", help="How visit summarises pages: model or extractive."),
-    search_provider: Optional[str] = typer.Option(None, "--search-provider", help="Text search provider [config search.provider]."),
-    image_provider: Optional[str] = typer.Option(None, "--image-provider", help="Reverse image provider [config search.image_provider]."),
+    search_provider: Optional[str] = typer.Option(None, "--search-provider", autocompletion=complete.providers, help="Text search provider [config search.provider]."),
+    image_provider: Optional[str] = typer.Option(None, "--image-provider", autocompletion=complete.providers, help="Reverse image provider [config search.image_provider]."),
     allow_private: Optional[bool] = typer.Option(None, "--allow-private/--no-allow-private", help="Let model-chosen URLs reach private addresses [config net.allow_private]."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the network cache."),
     json_out: bool = typer.Option(False, "--json", "-j", help="Write result lines to stdout as JSONL even on a terminal."),

@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 
 from vdr_cli import __version__
-from vdr_cli.cli import ask, browse, cache_cmd, completion, config_cmd, crop, model_cmd, replay, search
+from vdr_cli.cli import ask, browse, cache_cmd, completion, config_cmd, crop, doctor, model_cmd, replay, search
 from vdr_cli.cli import eval as eval_cmd  # not to shadow the builtin
 from vdr_cli.cli.docs import epilog
 
@@ -61,6 +61,7 @@ def make_app() -> typer.Typer:
     model_cmd.register(app)
     config_cmd.register(app)
     cache_cmd.register(app)
+    doctor.register(app)
     completion.register(app)
     return app
 

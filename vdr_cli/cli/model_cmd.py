@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from vdr_cli.cli import complete
 from vdr_cli.cli.docs import epilog
 from vdr_cli.cli.failures import reports
 from vdr_cli.render.output import say
@@ -92,7 +93,7 @@ def add_command(
 
 @reports("model")
 def rm_command(
-    name: str = typer.Argument(..., help="Registered model name (or a pull that did not finish)."),
+    name: str = typer.Argument(..., autocompletion=complete.registered_models, help="Registered model name (or a pull that did not finish)."),
     delete_files: bool = typer.Option(False, "--delete-files", help="Also delete its files if `vdr model pull` downloaded them."),
 ) -> None:
     import shutil
@@ -120,7 +121,7 @@ def rm_command(
 
 @reports("model")
 def info_command(
-    model: str = typer.Argument(..., help="Registered name or .gguf path."),
+    model: str = typer.Argument(..., autocompletion=complete.registered_models, help="Registered name or .gguf path."),
     json_out: bool = typer.Option(False, "--json", "-j", help="Write JSON even on a terminal."),
 ) -> None:
     from vdr_cli.render.output import json_mode, print_line, stdout_writer
@@ -163,7 +164,7 @@ def _memory(gguf: Path, mmproj: Optional[Path]) -> dict:
 
 @reports("model")
 def path_command(
-    model: str = typer.Argument(..., help="Registered model name."),
+    model: str = typer.Argument(..., autocompletion=complete.registered_models, help="Registered model name."),
     mmproj: bool = typer.Option(False, "--mmproj", help="Print the vision projector's path instead."),
 ) -> None:
     from vdr_cli.errors import InputError
@@ -178,7 +179,7 @@ def path_command(
 
 @reports("model")
 def pull_command(
-    name: str = typer.Argument(..., help="A catalog name (see `vdr model list`) or hf:OWNER/REPO[:QUANT] for any hub repository."),
+    name: str = typer.Argument(..., autocompletion=complete.catalog_names, help="A catalog name (see `vdr model list`) or hf:OWNER/REPO[:QUANT] for any hub repository."),
     as_name: Optional[str] = typer.Option(None, "--name", help="Register the model under this name (default: the catalog name, or the repository's)."),
     repo: Optional[str] = typer.Option(None, "--repo", help="Hub repository to fetch from instead of the catalog's."),
     gguf: Optional[str] = typer.Option(None, "--file", help="GGUF file name in the repository (default: the catalog's, or the Q4_K_M file)."),

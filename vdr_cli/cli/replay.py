@@ -12,6 +12,7 @@ from typing import Optional
 
 import typer
 
+from vdr_cli.cli import complete
 from vdr_cli.cli.docs import epilog
 from vdr_cli.cli.failures import reports
 from vdr_cli.render.output import say
@@ -69,7 +70,7 @@ def replay_command(
     rerun: bool = typer.Option(False, "--rerun", help="Play the recorded model turns, run the tools again (cache first) and report which results changed."),
     live_model: Optional[str] = typer.Option(None, "--live-model", help="With --rerun: run the whole session again on this model and compare the answers.", show_default=False),
     from_step: Optional[int] = typer.Option(None, "--from-step", help="Fork: rebuild the context up to step N and continue live (--model) into -o FILE.", show_default=False),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model for --from-step (default: the trace's model spec, else config model.default).", show_default=False),
+    model: Optional[str] = typer.Option(None, "--model", "-m", autocompletion=complete.model_names, help="Model for --from-step (default: the trace's model spec, else config model.default).", show_default=False),
     no_cache: bool = typer.Option(False, "--no-cache", help="With --rerun/--from-step: do not read or write the network cache."),
 ) -> int:
     if rerun or from_step is not None:
@@ -248,7 +249,7 @@ def _list(as_json: bool) -> int:
     for s in found:
         question = " ".join(s.question.split())
         question = question if len(question) <= 60 else question[:59] + "…"
-        print_line(f"{when(s.ts)[:16]:16}  {s.steps:>3} steps  {s.ending:<12}  {question}  {s.path.name}")
+        print_line(f"{when(s.ts)[:16]:16}  {s.steps:>3} steps  {s.reason:<12}  {question}  {s.path.name}")
     return ExitStatus.OK
 
 
@@ -280,5 +281,5 @@ def _import(fmt: str, source: Optional[str], out_dir: Optional[Path], as_json: b
         if writer:
             writer.write(outcome.to_dict())
         else:
-            print_line(f"{outcome.path}  {outcome.steps} steps  {outcome.ending}")
+            print_line(f"{outcome.path}  {outcome.steps} steps  {outcome.reason}")
     return ExitStatus.for_outcome(ok, failed)

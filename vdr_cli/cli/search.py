@@ -7,6 +7,7 @@ from typing import Any, List, Optional
 
 import typer
 
+from vdr_cli.cli import complete
 from vdr_cli.cli.docs import epilog
 from vdr_cli.cli.failures import reports
 from vdr_cli.errors import InputError, UsageError
@@ -53,7 +54,7 @@ def register(app: typer.Typer) -> None:
 def search_command(
     queries: Optional[List[str]] = typer.Argument(None, help="Search queries (several run at once), or - to read them from stdin.", show_default=False),
     num: Optional[int] = typer.Option(None, "--num", "-n", help="Results kept per query [config search.results, default 10]."),
-    provider: Optional[str] = typer.Option(None, "--provider", "-p", help="duckduckgo, brave-web, mojeek, searxng, serper, brave, serpapi; with --image: bing, yandex, lens, serpapi, serper, describe. A comma list is tried in order.", show_default=False),
+    provider: Optional[str] = typer.Option(None, "--provider", "-p", autocompletion=complete.providers, help="duckduckgo, brave-web, mojeek, searxng, serper, brave, serpapi; with --image: bing, yandex, lens, serpapi, serper, describe. A comma list is tried in order.", show_default=False),
     images: bool = typer.Option(False, "--images", "-i", help="Search images by text (image hits with image_url)."),
     image: Optional[str] = typer.Option(None, "--image", "-I", help="Reverse image search: a file, an http(s) URL, or - for stdin.", show_default=False),
     describe: Optional[str] = typer.Option(None, "--describe", "-d", help="What the image shows (the describe provider searches for it; never uploads).", show_default=False),

@@ -18,7 +18,7 @@ from vdr_cli.trace.jsonl import JsonlWriter, PipeClosed
 
 
 def _paint(text: str, code: str) -> str:
-    if os.environ.get("NO_COLOR") or not sys.stderr.isatty():
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb" or not sys.stderr.isatty():
         return text
     return f"\x1b[{code}m{text}\x1b[0m"
 

@@ -92,12 +92,12 @@ class TraceSummary:
     question: str
     steps: int
     calls: int
-    ending: str  # the end reason, or "incomplete"
+    reason: str  # the end event's reason, or "incomplete"
     mtime: float
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "id": self.id, "ts": self.ts, "question": self.question,
-                "steps": self.steps, "calls": self.calls, "ending": self.ending}
+                "steps": self.steps, "calls": self.calls, "reason": self.reason}
 
 
 def summarise(path: Path) -> TraceSummary:
@@ -110,7 +110,7 @@ def summarise(path: Path) -> TraceSummary:
         raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
     header: dict[str, Any] | None = None
     steps = calls = 0
-    ending = "incomplete"
+    reason = "incomplete"
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -127,13 +127,13 @@ def summarise(path: Path) -> TraceSummary:
             calls += 1
         elif kind == "end":
             try:
-                ending = str(json.loads(line).get("reason") or "?")
+                reason = str(json.loads(line).get("reason") or "?")
             except (json.JSONDecodeError, AttributeError):
-                ending = "?"
+                reason = "?"
     if header is None:
         raise InputError(f"{path}: empty trace")
     return TraceSummary(path=path, id=str(header.get("id", "")), ts=str(header.get("ts", "")),
-                        question=str(header.get("question", "")), steps=steps, calls=calls, ending=ending, mtime=mtime)
+                        question=str(header.get("question", "")), steps=steps, calls=calls, reason=reason, mtime=mtime)
 
 
 def list_traces(directory: Path | None = None) -> tuple[list[TraceSummary], list[str]]:

@@ -183,7 +183,7 @@ class _Episode:
             if role == "assistant":
                 n += 1
                 parsed = self.parse_turn(content)
-                step = event("step", n=n, think=parsed.think, raw=content)
+                step = event("step", n=n, step=n, think=parsed.think, raw=content)
                 if pending_prompt is not None:
                     step["prompt"], pending_prompt = pending_prompt, None
                 if parsed.kind == "invalid":
@@ -199,7 +199,7 @@ class _Episode:
             elif role in ("user", "tool"):
                 inner = content if role == "tool" else _tool_response(content)
                 if inner is not None and open_call is not None:
-                    self.events.append(event("result", id=open_call["id"], tool=open_call["tool"], ok=True,
+                    self.events.append(event("result", id=open_call["id"], step=open_call["step"], tool=open_call["tool"], ok=True,
                                              content=inner, data=[]))
                     open_call = None
                 else:
@@ -264,4 +264,4 @@ def import_episodes(tf: TraceFile, out_dir: Path, parse_turn: TurnParser) -> Ite
             continue
         header, end = events[0], events[-1]
         yield TraceSummary(path=path, id=header["id"], ts=header["ts"], question=header["question"],
-                           steps=end["stats"]["steps"], calls=end["stats"]["calls"], ending=end["reason"], mtime=0.0)
+                           steps=end["stats"]["steps"], calls=end["stats"]["calls"], reason=end["reason"], mtime=0.0)

@@ -1,0 +1,95 @@
+"""The live view of `vdr ask` and the `--batch` view, as a terminal receives them (a real pty)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+
+from tests.conftest import run_on_pty
+from tests.test_agent import ANSWER, call, events, script, site, slow_site  # noqa: F401  (fixtures)
+from web import web  # noqa: F401  (fixture)
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def plain(screen: str) -> str:
+    return ANSI.sub("", screen).replace("\r", "\n")
+
+
+def test_live_view_shows_every_phase_and_parsed_calls(site):
+    web, tmp, env = site
+    turns = [call("search", {"query": ["Eiffel tower", "architect"]}), ANSWER]
+    status, screen = run_on_pty(["ask", str(tmp / "photo.png"), "who built it?", "--model", f"scripted:{script(tmp, turns)}",
+                                 "--summaries", "extractive", "-o", str(tmp / "live.jsonl")],
+                                {**env, "COLUMNS": "160", "TERM": "xterm"})
+    text = plain(screen)
+    assert status == 0, text
+    assert re.search(r"loading scripted:\S+… \d+\.\d s", text)  # never blank while the model opens
+    assert re.search(r"loaded scripted:\S+ in \d+\.\d s", text)
+    assert re.search(r"step 1: reading the prompt and images… \d+\.\d s", text)  # nor while it reads the prompt
+    # the header comes before the step's streamed thought
+    assert text.index("step 1\n") < text.index("use search") < text.index("→ search")
+    assert '→ search {"query": ["Eiffel tower", "architect"]}' in text  # parsed: tool, then JSON arguments
+    assert "<tool_call>" not in text and "<think>" not in text and "<answer>" not in text
+    assert re.search(r"\d+\+\d+ tok, \d+\.\d s, [\d.]+ tok/s", text)
+    assert "answer (step 2)" in text and re.search(r"ended: answer · 2 steps, 1 calls, \d+ tokens", text)
+
+
+def test_totals_stay_right_after_ctrl_c(slow_site):
+    web, tmp, env = slow_site
+    trace = tmp / "int.jsonl"
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "vdr_cli", "ask", "question?", "--model",
+                             f"scripted:{script(tmp, [call('search', {'query': ['x']}), ANSWER])}", "-o", str(trace)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave,
+                            env={**os.environ, **env, "COLUMNS": "160"})
+    os.close(slave)
+    chunks, deadline, sent = [], time.monotonic() + 60, False
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        if not sent and "→ search" in plain(b"".join(chunks).decode(errors="replace")):
+            proc.send_signal(signal.SIGINT)  # while the (slow) tool runs
+            sent = True
+        if proc.poll() is not None and not ready:
+            break
+    proc.wait(timeout=30)
+    os.close(master)
+    text = plain(b"".join(chunks).decode(errors="replace"))
+    assert proc.returncode == 130, text
+    evs = events(trace)
+    steps = sum(e["type"] == "step" for e in evs)
+    calls = sum(e["type"] == "call" for e in evs)
+    tokens = sum(e["tokens"]["completion"] for e in evs if e["type"] == "step")
+    assert f"ended: interrupted · {steps} steps, {calls} calls, {tokens} tokens" in text, text
+
+
+def test_batch_on_a_terminal_shows_a_bar_and_a_line_per_item(site):
+    web, tmp, env = site
+    batch = tmp / "batch.jsonl"
+    batch.write_text("\n".join(json.dumps({"id": f"q{i}", "question": "who built it?"}) for i in range(3)) + "\n")
+    model = f"scripted:{script(tmp, [ANSWER])}"
+    status, screen = run_on_pty(["ask", "--batch", str(batch), "-o", str(tmp / "out"), "--model", model],
+                                {**env, "COLUMNS": "120", "TERM": "xterm"}, stream="both")
+    text = plain(screen)
+    assert status == 0, text
+    for i in range(3):
+        assert re.search(rf"ok  q{i}: Gustave Eiffel's company  \[answer, \d+\.\d s\]", text), text
+    assert "batch" in text and "100%" in text  # the progress bar, finished
+    piped = subprocess.run([sys.executable, "-m", "vdr_cli", "ask", "--batch", str(batch), "-o", str(tmp / "out2"), "--model", model],
+                           capture_output=True, env={**os.environ, **env}, timeout=120)
+    assert [json.loads(l)["type"] for l in piped.stdout.decode().splitlines()] == ["end"] * 3  # piped: JSONL, as before
