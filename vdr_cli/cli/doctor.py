@@ -109,8 +109,8 @@ def _model(checks: list[Check], text: str, offline: bool) -> bool:
 def _local(checks: list[Check], spec) -> bool:  # noqa: ANN001 (a ModelSpec)
     from vdr_cli import config
     from vdr_cli.errors import VdrError
-    from vdr_cli.models.gguf_header import summary
-    from vdr_cli.models.memory import available_memory, largest_ctx, needed_bytes
+    from vdr_cli.models.gguf_header import read_metadata, summary
+    from vdr_cli.models.memory import RESERVE_BYTES, auto_ctx, free_memory, kv_bytes_per_token
     from vdr_cli.render.output import human_bytes
 
     try:
@@ -134,17 +134,26 @@ def _local(checks: list[Check], spec) -> bool:  # noqa: ANN001 (a ModelSpec)
     vision = f", projector {mm['projector_type']} ({human_bytes(mm['bytes'])})" if mm else ", no projector: text only"
     checks.append(Check("model", "ok", f"{spec.name}: {head['architecture']}, {human_bytes(head['bytes'])}{vision}; llama.cpp loads it"))
     ctx = spec.ctx or config.current().get("model.ctx")
-    free = available_memory()
-    mm_bytes = int(mm["bytes"]) if mm else 0
-    need = needed_bytes(head, mm_bytes, ctx)
-    if free and need:
-        fits = largest_ctx(head, mm_bytes, free, head.get("context_length"))
+    gpu = bool(llama_cpp.llama_supports_gpu_offload()) and config.current().get("model.n_gpu_layers") != 0
+    free = free_memory(gpu)
+    try:
+        meta = read_metadata(spec.gguf)
+        per_token = kv_bytes_per_token(meta)
+    except VdrError:
+        return True  # the header has no attention sizes: nothing to estimate
+    weights = int(head["bytes"]) + (int(mm["bytes"]) if mm else 0)
+    fits = auto_ctx(meta, weights, free)
+    trained = head.get("context_length")
+    limit = " (the model's trained window)" if trained and fits == trained else ""
+    if isinstance(ctx, int):
+        need = weights + per_token * ctx + RESERVE_BYTES
         state = "ok" if need <= free else "warn"
-        fix = "" if state == "ok" else f"vdr config set model.ctx {max(1024, fits or 0)} (or --ctx), or free memory"
-        trained = head.get("context_length")
-        limit = " (the model's trained window)" if trained and fits == trained else ""
-        checks.append(Check("memory", state, f"{human_bytes(need)} needed at {ctx:,} tokens, {human_bytes(free)} available; "
-                                             f"the window that fits: about {fits:,} tokens{limit}", fix))
+        fix = "" if state == "ok" else f"vdr config set model.ctx {fits} (or --ctx auto), or free memory"
+        detail = f"{human_bytes(need)} needed at {ctx:,} tokens, {human_bytes(free)} free"
+    else:
+        state, fix, detail = "ok", "", f"window chosen at start ({ctx}), {human_bytes(free)} free"
+    where = "GPU" if gpu else "RAM"
+    checks.append(Check("memory", state, f"{detail} ({where}); the window that fits: about {fits:,} tokens{limit}", fix))
     return True
 
 
