@@ -43,8 +43,8 @@ class SandboxError(Exception):
 class Limits:
     wall_s: float = TIMEOUT_S
     cpu_s: int = TIMEOUT_S
-    memory_bytes: int = 1 << 30  # address space per process
-    processes: int = 32  # processes and threads of the jail's uid
+    memory_bytes: int = 1 << 30  # address space per process (no cgroup: the total is processes x this)
+    processes: int = 16  # processes and threads of the jail's uid
     output_bytes: int = 100_000  # kept per stream; more and the code is stopped
     tmp_bytes: int = 64 << 20  # the writable folder (a tmpfs) and the largest file
 
