@@ -268,7 +268,7 @@ def test_format_visit_fallbacks():
 
 def test_format_crop_and_search():
     region = {
-        "bbox": [100.0, 200.0, 300.5, 400.0],
+        "bbox": [100, 200, 300.5, 400],  # printed as Python prints the parsed list (tools.py @ 67af60f)
         "hits": [
             {"title": "Tower", "url": "https://a.example/", "image_url": "https://a.example/i.jpg"},
             {"title": "Other", "url": "https://b.example/", "image_url": "https://b.example/i.jpg"},
@@ -320,7 +320,12 @@ def test_extractor_prompts():
         {"type": "image", "image": "p1.jpg"},
         {"type": "image", "image": "p2.jpg"},
     ]
-    assert "{{" not in t.CROP_EXTRACTOR_PROMPT
+    # Sent without .format() by the reference (tools.py @ 67af60f, CropAndSearchTool._summarize_with_vllm):
+    # its example object really reads {{...}}.
+    assert t.CROP_EXTRACTOR_PROMPT.endswith('Example:\n{{"rational": "Explain why the information is relevant to the '
+                                            'goal.", "evidence": "Quote or paraphrase the key supporting content from '
+                                            'the webpage.", "summary": "Provide a concise summary that connects the '
+                                            'evidence back to the goal."}}\n')
 
 
 # --- parse_summary ----------------------------------------------------------------------------

@@ -36,6 +36,8 @@ class AskRequest:
     seed: int | None = None
     max_tokens: int = 4096
     summaries: str = "model"
+    summary_model: str | None = None  # another model for page summaries (the reference's setup)
+    summary_tokens: int = 16384  # the reference's EXTRACT_MAX_TOKENS
     search_provider: str | None = None
     image_provider: str | None = None
     allow_private: bool | None = None
@@ -192,14 +194,32 @@ def parse_ctx(value: int | str | None) -> int | str | None:
     raise UsageError(f"--ctx {value!r}", hint="give a number of tokens (at least 256) or auto")
 
 
-def build_toolbox(req: AskRequest, conf: dict[str, Any], images: list, model: Any, tools: list[str]):
-    from vdr_cli.agent.summarise import model_summariser
+def open_summary_model(req: AskRequest, conf: dict[str, Any]):
+    """The `--summary-model` session, or None (the session's own model summarises)."""
+    if not req.summary_model or req.summaries != "model":
+        return None
+    from vdr_cli.models.loader import LoadOptions, open_model
+    from vdr_cli.models.spec import parse_spec
+
+    spec = parse_spec(req.summary_model)
+    return open_model(spec, LoadOptions(ctx=spec.ctx or conf["ctx"], n_gpu_layers=conf["n_gpu_layers"],
+                                        threads=conf["threads"], verbose=req.verbose, api_key=conf["api_key"],
+                                        kv_type=req.kv_type))
+
+
+def build_toolbox(req: AskRequest, conf: dict[str, Any], images: list, model: Any, tools: list[str],
+                  summary_model: Any = None):
+    from vdr_cli.agent.summarise import model_summariser, side_chat
     from vdr_cli.agent.toolbox import ToolSettings, WebToolbox
 
     ts = ToolSettings(search_provider=req.search_provider, image_provider=req.image_provider,
                       use_cache=conf["use_cache"], allow_private=bool(conf["allow_private"]))
-    summarise = model_summariser(model) if req.summaries == "model" else None
-    return WebToolbox(images, ts, summarise=summarise, zoom="zoom" in tools, python="PythonInterpreter" in tools)
+    summarise = summarise_hit = None
+    if req.summaries == "model":
+        by = summary_model or model
+        summarise, summarise_hit = model_summariser(by, req.summary_tokens), side_chat(by, req.summary_tokens)
+    return WebToolbox(images, ts, summarise=summarise, zoom="zoom" in tools, summarise_hit=summarise_hit,
+                      python="PythonInterpreter" in tools)
 
 
 def loop_config(req: AskRequest, model_name: str, tools: list[str], on_token: Callable[[str], None] | None,
@@ -220,6 +240,8 @@ def loop_config(req: AskRequest, model_name: str, tools: list[str], on_token: Ca
     from vdr_cli.agent.fold import parse_fold
 
     fold = parse_fold(req.fold, req.fold_at)
+    if req.summary_tokens < 1:
+        raise UsageError("--summary-tokens must be at least 1")
     sampling = SamplingParams(temperature=req.temperature, top_p=req.top_p, seed=req.seed, max_tokens=req.max_tokens)
     return LoopConfig(max_steps=req.max_steps, max_seconds=req.max_time, sampling=sampling,
                       constrain=wants_grammar(req.grammar, model_name), tools=tuple(tools), image_ids=tuple(image_ids),
@@ -280,7 +302,9 @@ def _fresh(req: AskRequest, image_args: list[str], question: str, quiet: bool = 
             _record_load_failure(req, SessionSpec(question=question, images=images, tools=tools,
                                                   model={"spec": public_spec(req.model or conf["model"])}), exc)
         raise
+    summary_model = None
     try:
+        summary_model = open_summary_model(req, conf)
         session = SessionSpec(question=question, images=images, tools=tools,
                               model={**describe(spec, model), "spec": public_spec(req.model or conf["model"])})
         as_json = json_mode(req.json_out) and not req.answer_only
@@ -290,11 +314,13 @@ def _fresh(req: AskRequest, image_args: list[str], question: str, quiet: bool = 
         try:
             config = loop_config(req, spec.name or model.info.name, tools, live.on_token if live else None,
                                  [img.id for img in images])
-            toolbox = build_toolbox(req, conf, images, model, tools)
+            toolbox = build_toolbox(req, conf, images, model, tools, summary_model)
             outcome = run_session(session, model, toolbox, sinks, config)
         finally:
             sinks.close()
     finally:
+        if summary_model is not None:
+            summary_model.close()
         model.close()
     if quiet:
         return ExitStatus.OK if outcome.answer else ExitStatus.ERROR
@@ -365,7 +391,9 @@ def _resume(req: AskRequest) -> int:
 
     with _loading(live, public_spec(model_text or conf["model"])):
         spec, model = open_model_for(req, conf, model_text)
+    summary_model = None
     try:
+        summary_model = open_summary_model(req, conf)
         tools = spec_header.tools
         as_json = json_mode(req.json_out) and not req.answer_only
         keep = kept_events(events, None)
@@ -375,10 +403,12 @@ def _resume(req: AskRequest) -> int:
         try:
             config = loop_config(req, spec.name or model.info.name, tools, live.on_token if live else None,
                                  [img.id for img in spec_header.images])
-            toolbox = build_toolbox(req, conf, spec_header.images, model, tools)
+            toolbox = build_toolbox(req, conf, spec_header.images, model, tools, summary_model)
             outcome = resume_session(recorded, model, toolbox, sinks, config)
         finally:
             sinks.close()
     finally:
+        if summary_model is not None:
+            summary_model.close()
         model.close()
     return _finish(as_json, outcome.answer, outcome.reason)

@@ -122,15 +122,42 @@ def _page_for(hit: Mapping[str, Any], pages: Sequence[Mapping[str, Any]]) -> Map
     return None
 
 
+# Osilly/Vision-DeepResearch rllm/eval/tools.py @ 67af60f, CropAndSearchTool._handle_single_url:
+# an empty page is summarised as "Webpage content is empty."; the evidence falls back to
+# `content[:2000] + "..."`, the summary to the reader's description, else "Summary unavailable.".
+CROP_EMPTY_PAGE = "Webpage content is empty."
+
+
+def crop_page_content(text: str, truncated: bool = False, limit: int = MAX_CONTENT_CHARS) -> str:
+    """A hit page's text as the reference's crop summariser gets it (empty → CROP_EMPTY_PAGE;
+    over 120,000 characters, or cut short when read → the reference's truncation mark)."""
+    if not text:
+        return CROP_EMPTY_PAGE
+    if len(text) > limit or truncated:
+        return text[:limit] + CONTENT_TRUNCATED
+    return text
+
+
 def format_hit_page(hit: Mapping[str, Any], page: Mapping[str, Any] | None) -> str:
-    """One reverse-image hit and what its page says (no "[n] " prefix)."""
-    title = hit.get("title") or "Untitled"
+    """One reverse-image hit and what its page says (no "[n] " prefix). `page`: url, error
+    (unreadable), content (`crop_page_content`), description, extract (the summariser's parsed
+    dict, or None when there is none). Pages with evidence/summary but no extract (older
+    traces) count those as the extract."""
+    title = hit.get("title", "Untitled")
     url = hit.get("url") or hit.get("link") or ""
-    if page is None or page.get("error") or not (page.get("text") or page.get("evidence") or page.get("summary")):
+    if page is None or page.get("error"):
         return f"[Error] Failed to fetch content from {url}"
-    text = str(page.get("text") or "")
-    evidence = page.get("evidence") or (text[:CROP_EVIDENCE_CHARS] + ("..." if len(text) > CROP_EVIDENCE_CHARS else ""))
-    summary = page.get("summary") or CROP_NO_SUMMARY
+    content = str(page["content"]) if "content" in page else crop_page_content(str(page.get("text") or ""))
+    extract = page.get("extract")
+    if extract is None and (page.get("evidence") or page.get("summary")):
+        extract = {"evidence": page.get("evidence"), "summary": page.get("summary")}
+    fallback = content[:CROP_EVIDENCE_CHARS] + ("..." if len(content) > CROP_EVIDENCE_CHARS else "")
+    description = page.get("description") or ""
+    if extract is not None:
+        evidence = extract.get("evidence") or fallback
+        summary = extract.get("summary") or description or ""
+    else:
+        evidence, summary = fallback, description or CROP_NO_SUMMARY
     return (
         f"The useful information in [{title}]({url}) are:\n\n"
         f"Evidence in page:\n{evidence}\n\n"
@@ -139,9 +166,10 @@ def format_hit_page(hit: Mapping[str, Any], page: Mapping[str, Any] | None) -> s
 
 
 def format_region(region: Mapping[str, Any]) -> str:
-    """One bbox. `region`: bbox, hits (title/url/image_url, best first), pages (read hit
-    pages: url, text, evidence, summary, error), error (why there are no hits)."""
-    box = bbox_text(region.get("bbox") or [])
+    """One bbox. `region`: bbox (as the model wrote it: printed as Python prints it, as the
+    reference does), hits (title/url/image_url, best first), pages (`format_hit_page`), error
+    (why there are no hits; "crop" in it: the box could not be cut)."""
+    box = region.get("bbox")
     hits = list(region.get("hits") or [])[:MAX_IMAGE_HITS]
     if not hits:
         reason = region.get("error")
@@ -205,9 +233,9 @@ def extractor_prompt(page_text: str, goal: str | None) -> str:
     return EXTRACTOR_PROMPT.format(webpage_content=page_text, goal=goal or "N/A")
 
 
-# crop_and_search's summariser also sees the crop and the hit's images. The reference
-# sends this as the system turn without .format(), so its example reads "{{...}}";
-# here the example has single braces (the JSON the summariser should write).
+# crop_and_search's summariser also sees the crop and the hit's images: rllm/eval/tools.py
+# @ 67af60f, CropAndSearchTool._summarize_with_vllm, EXTRACTOR_PROMPT, sent as the system turn.
+# The reference never calls .format() on it, so its example really reads "{{...}}": kept.
 CROP_EXTRACTOR_PROMPT = """You are a multimodal intelligent assistant capable of analyzing both images and text. You will receive a user's query image, query goal, and relevant web content (including search result previews such as website source, page title, and preview images; as well as the main body text and images retrieved from accessing the web pages). Your task is to extract key information that helps the user achieve their goal.
 
 ## Task Guidelines
@@ -221,7 +249,7 @@ CROP_EXTRACTOR_PROMPT = """You are a multimodal intelligent assistant capable of
 - Do not include any other fields or explanations outside the JSON object.
 
 Example:
-{"rational": "Explain why the information is relevant to the goal.", "evidence": "Quote or paraphrase the key supporting content from the webpage.", "summary": "Provide a concise summary that connects the evidence back to the goal."}
+{{"rational": "Explain why the information is relevant to the goal.", "evidence": "Quote or paraphrase the key supporting content from the webpage.", "summary": "Provide a concise summary that connects the evidence back to the goal."}}
 """
 
 
@@ -270,6 +298,63 @@ def crop_extractor_content(
                 text(f"Image '{alt}':")
             image(ref)
     return parts
+
+
+# When the multimodal request gives no JSON, the reference asks again with the page text
+# alone: CropAndSearchTool._summarize_with_vllm_only_text, TEXT_ONLY_PROMPT (tools.py @ 67af60f).
+CROP_TEXT_ONLY_PROMPT = """You are a text analysis assistant. You will receive webpage content (text only) and a user's goal. Your task is to extract information that helps achieve the user's goal.
+
+## Task Guidelines
+1. **Content Relevance**: Evaluate how the webpage text relates to the user's goal.
+2. **Information Extraction**: Extract key information from the webpage text that supports the user's goal.
+
+## Final Output Requirements
+- Output **only** a valid JSON object (no Markdown, code blocks, or any other text).
+- The JSON object must contain three keys: `"rational"`, `"evidence"`, and `"summary"`.
+- Each key must map to a **string** (use an empty string if no relevant content is available).
+- Do not include any additional fields or explanations outside the JSON object.
+
+Example:
+{"rational": "Explain why the information is relevant to the goal.", "evidence": "Quote or paraphrase the key supporting content from the webpage.", "summary": "Provide a concise summary that connects the evidence back to the goal."}
+"""
+
+
+def crop_text_only_content(goal: str | None, page_text: str) -> list[dict[str, Any]]:
+    """The user turn of the text-only retry (system turn: CROP_TEXT_ONLY_PROMPT)."""
+    body = page_text if len(page_text) <= CROP_EXTRACT_CHARS else page_text[:CROP_EXTRACT_CHARS] + "...\n[Content truncated]"
+    parts = [{"type": "text", "text": f"Webpage content:\n\n{body}"}]
+    if goal:
+        parts.append({"type": "text", "text": f"\nUser's goal: {goal}"})
+    return parts
+
+
+def parse_crop_extract(text: str) -> dict[str, Any] | None:
+    """The multimodal summariser's answer read as the reference reads it: stripped, one
+    leading ```json or ``` and one trailing ``` removed, then strict JSON; a JSON object gets
+    missing keys as ""; anything else is None (then the text-only retry runs)."""
+    cleaned = (text or "").strip()
+    if cleaned.startswith("```json"):
+        cleaned = cleaned[7:]
+    elif cleaned.startswith("```"):
+        cleaned = cleaned[3:]
+    if cleaned.endswith("```"):
+        cleaned = cleaned[:-3]
+    try:
+        parsed = json.loads(cleaned)
+    except ValueError:
+        return None
+    if not isinstance(parsed, dict):
+        return None
+    return {**{k: "" for k in SUMMARY_KEYS if k not in parsed}, **parsed}
+
+
+def parse_crop_text_only(text: str) -> dict[str, Any] | None:
+    """The text-only retry's answer: `json.loads(content.strip())`, an object or None."""
+    try:
+        parsed = json.loads((text or "").strip())
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
 
 
 SUMMARY_KEYS = ("rational", "evidence", "summary")

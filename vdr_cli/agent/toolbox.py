@@ -12,9 +12,12 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from vdr_cli.errors import VdrError
+
+if TYPE_CHECKING:
+    from vdr_cli.agent.crop_search import HitSummariser
 
 Summariser = Callable[[str, str], "str | Awaitable[str]"]
 
@@ -58,7 +61,7 @@ class ToolSettings:
     crop_dir: Path | None = None
     hits_to_read: int = 3  # reverse-search hits whose pages are read (the reference keeps 3)
     max_urls: int = 5  # URLs per visit call, as the reference
-    max_boxes: int = 8
+    max_boxes: int = 0  # boxes per crop_and_search call (0: all, as the reference)
     python_limits: Any = None  # tools.sandbox.Limits; None: its defaults (the reference's 50 s)
 
     def __post_init__(self) -> None:
@@ -80,10 +83,12 @@ class WebToolbox:
     """search, visit, crop_and_search (and opt-in zoom) on the live web."""
 
     def __init__(self, images: list[SessionImage], settings: ToolSettings, summarise: Summariser | None = None,
-                 zoom: bool = False, python: bool = False) -> None:
+                 zoom: bool = False, python: bool = False,
+                 summarise_hit: "HitSummariser | None" = None) -> None:
         self.images = {img.id: img for img in images}
         self.settings = settings
         self.summarise = summarise
+        self.summarise_hit = summarise_hit  # crop_and_search's multimodal page summaries
         self.zoom_enabled = zoom
         self.python_enabled = python  # PythonInterpreter in the prompt (a sandbox is available)
         self._sources: dict[str, Any] = {}  # image id -> opened Source: read and hashed once a session
@@ -159,20 +164,24 @@ class WebToolbox:
             raise VdrError(f"unknown image_id {image_id!r}; the images are {', '.join(self.images) or 'none'}")
         return image
 
+    def _source(self, image: SessionImage) -> Any:
+        from vdr_cli.tools.images import open_source, read_bytes
+
+        source = self._sources.get(image.id)
+        if source is None:
+            # Checked against the pixel limit when the session loaded it.
+            source = self._sources[image.id] = open_source(read_bytes(str(image.path)), str(image.path), 10**9)
+        return source
+
     def _crop(self, image: SessionImage, box: list[float], scale: float = 1.0) -> dict[str, Any]:
         from vdr_cli.paths import cache_dir
         from vdr_cli.tools.crop import BoxError, CropOptions, make_crops
-        from vdr_cli.tools.images import open_source, read_bytes
-
         x1, y1, x2, y2 = box
         short = min(abs(x2 - x1) * image.width, abs(y2 - y1) * image.height) / 1000
         # Small regions are enlarged (LANCZOS) before reverse search, as the reference does (2x).
         opts = CropOptions(out_dir=self.settings.crop_dir or cache_dir() / "crops", units="1000", scales=[scale],
                            min_side=int(min(1024, max(64, 2 * short))), max_side=1024)
-        source = self._sources.get(image.id)
-        if source is None:
-            # Checked against the pixel limit when the session loaded it.
-            source = self._sources[image.id] = open_source(read_bytes(str(image.path)), str(image.path), 10**9)
+        source = self._source(image)
         [item] = list(make_crops(source, [tuple(box)], opts))
         if isinstance(item, BoxError):
             raise item
@@ -180,47 +189,28 @@ class WebToolbox:
         return item
 
     async def crop_and_search(self, args: dict[str, Any]) -> ToolOutcome:
+        from vdr_cli.agent.crop_search import CropSearchSettings, bbox_list, search_region
         from vdr_cli.agent.tool_text import format_crop_and_search
+        from vdr_cli.paths import cache_dir
 
         image = self._image(args.get("image_id"))
-        boxes = _boxes(args.get("bbox"))[: self.settings.max_boxes]
+        boxes = bbox_list(args.get("bbox"))
         goal = str(args.get("goal") or "").strip()
-        if not boxes:
-            return ToolOutcome("[crop_and_search] Invalid request format: 'bbox' must be a list of [x1, y1, x2, y2]",
-                               ok=False, error="no bbox")
-        regions = await asyncio.gather(*(self._one_region(image, box, goal) for box in boxes))
+        if boxes is None:
+            return ToolOutcome(format_crop_and_search([]), ok=False, error="no bbox")
+        if self.settings.max_boxes:
+            boxes = boxes[: self.settings.max_boxes]
+        source = await asyncio.to_thread(self._source, image)
+        cs = CropSearchSettings(crop_dir=self.settings.crop_dir or cache_dir() / "crops",
+                                image_provider=self.settings.image_provider, results=self.settings.results,
+                                use_cache=self.settings.use_cache, allow_private=self.settings.allow_private,
+                                hits_to_read=self.settings.hits_to_read)
+        regions = await asyncio.gather(*(search_region(source, image.id, box, goal, cs, self.summarise_hit)
+                                         for box in boxes))
         data = [ev for region in regions for ev in region["events"]]
         ok = any(region["hits"] for region in regions)
         return ToolOutcome(format_crop_and_search(regions), ok=ok, data=data,
                            error=None if ok else "no visual matches found")
-
-    async def _one_region(self, image: SessionImage, box: list[float], goal: str) -> dict[str, Any]:
-        from vdr_cli.tools.search.run import reverse_search
-
-        region: dict[str, Any] = {"bbox": box, "hits": [], "pages": [], "events": [], "error": None}
-        try:
-            crop = await asyncio.to_thread(self._crop, image, box)
-        except VdrError as exc:
-            region["error"] = exc.message
-            region["events"].append({"type": "error", "message": exc.message, "where": f"{image.id} {box}"})
-            return region
-        region["crop"] = crop
-        region["events"].append(crop)
-        # The crop event itself: its hits are named by image id and box, not by the crop's cache path.
-        found = await reverse_search(crop, provider=self.settings.image_provider, description=goal or None,
-                                     n=self.settings.results, cache=None if self.settings.use_cache else False)
-        hits = [h for h in found if not isinstance(h, dict)]
-        region["events"].extend(h.to_event() for h in hits)
-        region["events"].extend(e for e in found if isinstance(e, dict))
-        if not hits and found:
-            region["error"] = found[0].get("message")
-        region["hits"] = [h.to_event() for h in hits]
-        urls = [h.url for h in hits if h.url][: self.settings.hits_to_read]
-        if urls:
-            pages = await self._browse(urls, goal)
-            region["pages"] = [{**as_visit_page(p), "final_url": p.get("final_url")} for p in pages]
-            region["events"].extend(pages)
-        return region
 
     # --- PythonInterpreter ----------------------------------------------------------
 

@@ -57,6 +57,8 @@ def ask_command(
     seed: Optional[int] = typer.Option(None, "--seed", help="Sampling seed, for repeatable runs."),
     max_tokens: int = typer.Option(4096, "--max-tokens", help="Longest single model turn, in tokens."),
     summaries: str = typer.Option("model", "--summaries", help="How visit summarises pages: model (side generation) or extractive (no model)."),
+    summary_model: Optional[str] = typer.Option(None, "--summary-model", help="Model that summarises visit pages and crop_and_search hits (registered name, .gguf path or openai:MODEL@URL; the reference uses a separate extractor). Default: the session's own model, by side generation."),
+    summary_tokens: int = typer.Option(16384, "--summary-tokens", help="Longest page summary, in tokens (the reference's 16384; in-process also bounded by the free context)."),
     search_provider: Optional[str] = typer.Option(None, "--search-provider", autocompletion=complete.providers, help="Text search provider [config search.provider]."),
     image_provider: Optional[str] = typer.Option(None, "--image-provider", autocompletion=complete.providers, help="Reverse image provider [config search.image_provider]."),
     allow_private: Optional[bool] = typer.Option(None, "--allow-private/--no-allow-private", help="Let model-chosen URLs reach private addresses [config net.allow_private]."),
@@ -78,7 +80,8 @@ def ask_command(
     request = AskRequest(
         args=list(args or []), answer_only=answer_only, model=model, mmproj=mmproj, output=output, json_out=json_out, max_steps=max_steps,
         max_time=max_time, ctx=ctx, grammar=grammar, zoom=zoom, temperature=temperature, top_p=top_p, seed=seed,
-        max_tokens=max_tokens, summaries=summaries, search_provider=search_provider, image_provider=image_provider,
+        max_tokens=max_tokens, summaries=summaries, summary_model=summary_model, summary_tokens=summary_tokens,
+        search_provider=search_provider, image_provider=image_provider,
         allow_private=allow_private, no_cache=no_cache, resume=resume, batch=batch, parallel=parallel, verbose=verbose,
         python=python,
         fold=fold, fold_at=fold_at, kv_type=kv_type,

@@ -44,6 +44,15 @@ class Turn:
     role: str
     text: str
     images: Sequence[ImageInput] = ()
+    # The content parts as given (str or ImageInput), when a caller must control them:
+    # the OpenAI wire sends them one part each; text and images hold the same content.
+    parts: Sequence["str | ImageInput"] = ()
+
+    @classmethod
+    def from_parts(cls, role: str, parts: Sequence["str | ImageInput"]) -> "Turn":
+        """A turn from ordered text and image parts (images at markers in ``text``)."""
+        text = "".join(IMAGE_MARKER if isinstance(p, ImageInput) else p for p in parts)
+        return cls(role, text, tuple(p for p in parts if isinstance(p, ImageInput)), tuple(parts))
 
 
 @dataclass(frozen=True)

@@ -271,8 +271,19 @@ class Projector:
             data = image.read_bytes()
         except OSError as exc:
             raise ModelError(f"image {image.id}: cannot read {image.path}: {exc.strerror}") from None
-        buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
-        bitmap = m.mtmd_helper_bitmap_init_from_buf(self.ctx, buf, len(data), False)
+        from vdr_cli.errors import VdrError
+        from vdr_cli.tools.images import upright_rgb
+
+        # Decoded here, not by libmtmd's stb_image, which ignores EXIF orientation: the
+        # model must see the upright pixels that crop_and_search boxes refer to (and
+        # Pillow is what the reference's vLLM decodes with).
+        try:
+            img = upright_rgb(data, str(image.path or image.id))
+        except VdrError as exc:
+            raise ModelError(f"image {image.id}: cannot decode the image data ({exc.message})") from None
+        rgb = img.tobytes()
+        buf = (ctypes.c_uint8 * len(rgb)).from_buffer_copy(rgb)
+        bitmap = m.mtmd_bitmap_init(img.width, img.height, buf)
         if not bitmap:
             raise ModelError(f"image {image.id}: cannot decode the image data")
         m.mtmd_bitmap_set_id(bitmap, image.id.encode())

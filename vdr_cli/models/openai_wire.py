@@ -17,9 +17,15 @@ _IMAGE_TOKENS_GUESS = 256  # only for the n_tokens estimate before the server re
 
 def image_part(image: ImageInput) -> dict[str, Any]:
     """One ``image_url`` content part: a base64 data URL, its MIME type sniffed from the bytes."""
-    from vdr_cli.tools.images import sniff_mime
+    from vdr_cli.errors import VdrError
+    from vdr_cli.tools.images import sniff_mime, upright_bytes
 
     data = image.read_bytes()
+    try:
+        # EXIF-turned photos are sent upright: what the server decodes is what boxes refer to.
+        data = upright_bytes(data, f"image {image.id}")
+    except VdrError:
+        pass  # not readable here: the server judges the bytes as they are
     mime = sniff_mime(data)
     if mime is None:
         raise ModelError(f"image {image.id!r}: not JPEG, PNG, GIF, WebP or BMP")
@@ -29,6 +35,9 @@ def image_part(image: ImageInput) -> dict[str, Any]:
 def to_message(turn: Turn, vision: bool = True) -> dict[str, Any]:
     """A Turn as a chat message. Tool turns become user turns, as the reference model was trained."""
     role = "user" if turn.role == "tool" else turn.role
+    if turn.parts and (vision or not turn.images):  # one content part each, in the caller's order
+        return {"role": role, "content": [image_part(p) if isinstance(p, ImageInput) else {"type": "text", "text": p}
+                                          for p in turn.parts]}
     if not turn.images:
         return {"role": role, "content": turn.text}
     if not vision:

@@ -194,24 +194,16 @@ def _render(source: Source, regions: list[Region], opts: CropOptions) -> None:
     img = normalize_mode(img, keep_alpha)
     from PIL import Image
 
-    try:
-        opts.out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"{opts.out_dir}: cannot create the output folder ({exc.strerror or exc})") from None
+    _make_dir(opts.out_dir)
+
     def write(region: Region) -> None:
         x1, y1, x2, y2 = region.box
         piece = img.crop(tuple(round(v * factor) for v in (x1, y1, x2, y2)))
         if piece.size != region.out_size:
             piece = piece.resize(region.out_size, Image.Resampling.LANCZOS)
         assert region.path is not None
-        tmp = region.path.with_name(f".{region.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         kwargs: dict[str, Any] = {"quality": opts.quality} if fmt in ("JPEG", "WEBP") else {"compress_level": 1}
-        try:
-            piece.save(tmp, fmt, **kwargs)
-            os.replace(tmp, region.path)  # atomic: a reader never sees half a file
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise InputError(f"{region.path}: cannot write crop ({exc.strerror or exc})") from None
+        _save(piece, region.path, fmt, kwargs)
 
     if len(regions) == 1:
         write(regions[0])
@@ -222,6 +214,63 @@ def _render(source: Source, regions: list[Region], opts: CropOptions) -> None:
     with ThreadPoolExecutor(max_workers=min(4, len(regions))) as pool:
         for future in [pool.submit(write, r) for r in regions]:
             future.result()
+
+
+def _make_dir(out_dir: Path) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{out_dir}: cannot create the output folder ({exc.strerror or exc})") from None
+
+
+def _save(piece: Any, path: Path, fmt: str, kwargs: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        piece.save(tmp, fmt, **kwargs)
+        os.replace(tmp, path)  # atomic: a reader never sees half a file
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise InputError(f"{path}: cannot write crop ({exc.strerror or exc})") from None
+
+
+# --- crop_and_search's crop, exactly as the reference eval cuts it ------------------------
+# Osilly/Vision-DeepResearch rllm/eval/tools.py @ 67af60f, CropAndSearchTool._crop_image_by_bbox:
+# `x1 = max(0, min(int(bbox[0] * width / 1000), width - 1))` (likewise y1, x2, y2), refused when
+# `x2 <= x1 or y2 <= y1`, then `img.convert('RGB')`, `crop`, `resize((w * 2, h * 2), LANCZOS)`,
+# `save(path, "JPEG", quality=95)`. One difference, on purpose: the box refers to the image as
+# displayed (EXIF orientation applied), which is also what the model is shown.
+REFERENCE_ENLARGE = 2
+REFERENCE_QUALITY = 95
+
+
+def reference_box(box: Sequence[float], width: int, height: int) -> tuple[int, int, int, int]:
+    """A 0-1000 box in pixels as the reference computes it; `BoxError` if it selects nothing."""
+    x1, y1, x2, y2 = (max(0, min(int(v * side / 1000), side - 1))
+                      for v, side in zip(box[:4], (width, height, width, height)))
+    if x2 <= x1 or y2 <= y1:
+        raise BoxError(f"box {_fmt_box(tuple(box[:4]))} selects nothing in the {width}×{height} image")  # type: ignore[arg-type]
+    return x1, y1, x2, y2
+
+
+def reference_crop(source: Source, box: Sequence[float], out_dir: Path) -> Event:
+    """Cut `box` (0-1000 units) as crop_and_search does; a `crop` event (cached by content)."""
+    px = reference_box(box, source.width, source.height)
+    w, h = px[2] - px[0], px[3] - px[1]
+    region = Region(box=px, scale=1.0, clamped=px != tuple(int(v * s / 1000) for v, s in
+                                                        zip(box[:4], (source.width, source.height) * 2)),
+                    requested=tuple(float(v) for v in box[:4]),  # type: ignore[arg-type]
+                    out_size=(w * REFERENCE_ENLARGE, h * REFERENCE_ENLARGE))
+    key = f"{source.sha256}|{px}|reference-x{REFERENCE_ENLARGE}-q{REFERENCE_QUALITY}|v1"
+    region.path = out_dir / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.jpg"
+    if not region.path.exists():
+        from PIL import Image
+
+        img, _ = decode(source)
+        img = img if img.mode == "RGB" else img.convert("RGB")
+        piece = img.crop(px).resize(region.out_size, Image.Resampling.LANCZOS)
+        _make_dir(out_dir)
+        _save(piece, region.path, "JPEG", {"quality": REFERENCE_QUALITY})
+    return crop_event(source, region)
 
 
 def crop_event(source: Source, region: Region) -> Event:

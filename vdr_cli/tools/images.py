@@ -144,6 +144,29 @@ def decode(source: Source, reduce: float = 1.0) -> tuple[Any, float]:
     return img, factor
 
 
+# Pixels an image given to the model may have (session images were checked against
+# crop.max_pixels already; this bounds web images shown to a summariser).
+MODEL_MAX_PIXELS = 250_000_000
+
+
+def upright_rgb(data: bytes, name: str = "image", max_pixels: int = MODEL_MAX_PIXELS) -> Any:
+    """The image as displayed (EXIF orientation applied), in RGB: the pixels the model is
+    shown, and the pixels crop_and_search boxes refer to (`crop.reference_crop`)."""
+    img, _ = decode(open_source(data, name, max_pixels))
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def upright_bytes(data: bytes, name: str = "image", max_pixels: int = MODEL_MAX_PIXELS) -> bytes:
+    """Bytes any server decodes to the upright image: `data` itself unless its EXIF
+    orientation turns it, else a lossless PNG of `upright_rgb` (no orientation tag left),
+    so a server that ignores EXIF sees what vdr crops."""
+    if open_source(data, name, max_pixels).orientation == 1:
+        return data
+    out = io.BytesIO()
+    upright_rgb(data, name, max_pixels).save(out, "PNG", compress_level=1)
+    return out.getvalue()
+
+
 def normalize_mode(img: Any, keep_alpha: bool) -> Any:
     """Convert palette/CMYK/16-bit/float/alpha images to RGB, RGBA or L."""
     mode = img.mode
