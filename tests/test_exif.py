@@ -136,8 +136,8 @@ def sessions():
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     paths = module.ensure_fixtures(FIXTURES)
-    opened = {"llava": LlamaSession(paths["smollm2"], paths["llava_mmproj"], n_ctx=1024, n_threads=2),
-              "qwen3vl": LlamaSession(paths["qwen3vl"], paths["qwen3vl_mmproj"], n_ctx=1024, n_threads=2)}
+    opened = {"llava": LlamaSession(paths["smollm2"], paths["llava_mmproj"], n_ctx=1024, n_threads=1),
+              "qwen3vl": LlamaSession(paths["qwen3vl"], paths["qwen3vl_mmproj"], n_ctx=1024, n_threads=1)}
     yield {**opened, "paths": paths}
     for s in opened.values():
         s.close()
@@ -174,7 +174,7 @@ def test_in_process_embeddings_of_every_orientation(sessions, backend):
 
 def first_logits(paths, backend: str, data: bytes) -> list[float]:
     text, proj = {"llava": ("smollm2", "llava_mmproj"), "qwen3vl": ("qwen3vl", "qwen3vl_mmproj")}[backend]
-    with LlamaSession(paths[text], paths[proj], n_ctx=1024, n_threads=2) as s:
+    with LlamaSession(paths[text], paths[proj], n_ctx=1024, n_threads=1) as s:
         s.start("You look at photos.", Turn("user", "What is in the photo?", [ImageInput("image_1", data=data)]))
         return s.next_logits()
 
