@@ -314,3 +314,54 @@ def test_in_process_hit_summary_keeps_the_main_conversation(llava_paths, tmp_pat
         plain.start("You research.", first)
         plain.append(nxt)
         assert main.next_logits() == plain.next_logits()
+
+
+# --- vdr ask --summary-model: another model reads the pages (the reference's setup) ------------------
+
+
+def test_ask_with_a_separate_summary_model(tmp_path, hits_web):
+    from tests.conftest import run_vdr
+
+    web = hits_web
+    web.add_route("GET", "/page", lambda req: page_html("Page", 0))
+    Image.new("RGB", (320, 240), (200, 30, 30)).save(tmp_path / "photo.png")
+
+    def call(name: str, args: dict) -> str:
+        return f"<think>use {name}</think>\n<tool_call>\n" + json.dumps({"name": name, "arguments": args}) + "\n</tool_call>"
+
+    script = tmp_path / "script.jsonl"
+    turns = [call("visit", {"url": [web.url("/page")], "goal": "who built it"}),
+             call("crop_and_search", {"image_id": "image_1", "bbox": [100, 100, 600, 700], "goal": "identify the tower"}),
+             "<think>enough</think>\n<answer>Eiffel</answer>"]
+    script.write_text("\n".join(json.dumps(x) for x in [
+        {"type": "session", "v": 1, "id": "s", "ts": "t", "question": "q", "images": [], "model": {}, "vdr": "0"},
+        *({"type": "step", "n": n, "raw": raw} for n, raw in enumerate(turns, 1))]) + "\n")
+    trace = tmp_path / "t.jsonl"
+    env = {"VDR_SEARCH_PROVIDER": "searxng", "VDR_SEARCH_SEARXNG_URL": web.url("/searxng"),
+           "VDR_SEARCH_IMAGE_PROVIDER": "describe", "VDR_NET_ALLOW_PRIVATE": "1"}
+    r = run_vdr("ask", str(tmp_path / "photo.png"), "who built this?", "--model", f"scripted:{script}",
+                "--summary-model", f"openai:extractor@{web.base}", "--summary-tokens", "3000", "--no-cache",
+                "-o", str(trace), env=env)
+    assert r.returncode == 0, r.stderr.decode()
+    bodies = [json.loads(q.body) for q in web.requests if q.path == "/v1/chat/completions"]
+    systems = [b["messages"][0]["content"] for b in bodies]
+    assert systems.count("You are a helpful assistant.") == 1  # the visit page
+    assert systems.count(tool_text.CROP_EXTRACTOR_PROMPT) == 3  # one per hit
+    assert all(b["model"] == "extractor" and b["max_tokens"] == 3000 for b in bodies)
+    results = {e["tool"]: e for e in map(json.loads, trace.read_text().splitlines()) if e["type"] == "result"}
+    assert "Evidence in page:\nbuilt 1889\n\nSummary:\nIt is the tower.\n\n" in results["crop_and_search"]["content"]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--summary-model", "openai:x@http://127.0.0.1:9", "--summaries", "extractive"], "--summary-model is for model summaries"),
+    (["--summary-tokens", "0"], "--summary-tokens must be at least 1"),
+])
+def test_summary_flags_bad_input_is_one_line(tmp_path, flags, message):
+    from tests.conftest import run_vdr
+
+    script = tmp_path / "s.jsonl"
+    script.write_text(json.dumps({"type": "session", "v": 1, "id": "s", "ts": "t", "question": "q", "images": [],
+                                  "model": {}, "vdr": "0"}) + "\n")
+    r = run_vdr("ask", "q?", "--model", f"scripted:{script}", *flags, "-o", str(tmp_path / "t.jsonl"))
+    err = r.stderr.decode()
+    assert r.returncode == 2 and message in err and "Traceback" not in err, err

@@ -242,6 +242,8 @@ def loop_config(req: AskRequest, model_name: str, tools: list[str], on_token: Ca
     fold = parse_fold(req.fold, req.fold_at)
     if req.summary_tokens < 1:
         raise UsageError("--summary-tokens must be at least 1")
+    if req.summary_model and req.summaries != "model":
+        raise UsageError("--summary-model is for model summaries", hint="drop --summaries extractive, or --summary-model")
     sampling = SamplingParams(temperature=req.temperature, top_p=req.top_p, seed=req.seed, max_tokens=req.max_tokens)
     return LoopConfig(max_steps=req.max_steps, max_seconds=req.max_time, sampling=sampling,
                       constrain=wants_grammar(req.grammar, model_name), tools=tuple(tools), image_ids=tuple(image_ids),
