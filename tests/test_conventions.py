@@ -90,6 +90,11 @@ def test_an_image_url_is_downloaded_once_and_cached(site):
         [image] = events(tmp / name)[0]["images"]
         assert Path(image["path"]).read_bytes() == png and "inputs" in image["path"]
     assert web.hits["/pics/photo.png"] == 1
+    batch = tmp / "b.jsonl"
+    batch.write_text(json.dumps({"id": "u", "question": "what is it?", "images": [url]}) + "\n")
+    r = run_vdr("ask", "--batch", str(batch), "-o", str(tmp / "bo"), "--model", scripted(tmp, [ANSWER]), env=env)
+    assert r.returncode == 0, r.stderr.decode()
+    assert events(tmp / "bo" / "u.jsonl")[0]["images"][0]["path"] == image["path"] and web.hits["/pics/photo.png"] == 1
     r = run_vdr("ask", web.url("/pics/page.html"), "what?", "--model", scripted(tmp, [ANSWER]), env=env)
     err = r.stderr.decode()
     assert r.returncode == 1 and err.startswith(f"vdr ask: error: {web.url('/pics/page.html')}: cannot download the image")

@@ -74,27 +74,11 @@ def finished(path: Path) -> dict[str, Any] | None:
     return {"end": end, "answer": answer} if end and answer else None
 
 
-def fetch_image(spec: str, folder: Path) -> str:
-    """A local path for an image given as a path or an http(s) URL (a person's input: any host)."""
-    if not spec.startswith(("http://", "https://")):
-        return spec
-    import httpx
+def fetch_image(spec: str) -> str:
+    """A local path for an image given as a path or an http(s) URL (downloaded once, capped, cached)."""
+    from vdr_cli.tools.image_inputs import image_from_url, is_url
 
-    from vdr_cli.net.client import USER_AGENT
-
-    digest = hashlib.sha256(spec.encode()).hexdigest()[:16]
-    target = folder / f"{digest}.img"
-    if target.exists():
-        return str(target)
-    try:
-        with httpx.Client(timeout=30, follow_redirects=True, headers={"User-Agent": USER_AGENT}) as client:
-            response = client.get(spec)
-            response.raise_for_status()
-    except httpx.HTTPError as exc:
-        raise InputError(f"{spec}: cannot download image ({type(exc).__name__})") from None
-    folder.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(response.content[: 512 * 1024 * 1024])
-    return str(target)
+    return str(image_from_url(spec)) if is_url(spec) else spec
 
 
 def run_batch(req: Any) -> int:
@@ -143,7 +127,6 @@ def run_items(items: list[dict[str, Any]], req: Any, out_dir: Path, on_done: Cal
     from vdr_cli.agent.runner import run_ask, settings
     from vdr_cli.render.output import say
     from vdr_cli.models.spec import parse_spec
-    from vdr_cli.paths import cache_dir
 
     if req.parallel < 1:
         raise UsageError("--parallel must be at least 1")
@@ -164,7 +147,7 @@ def run_items(items: list[dict[str, Any]], req: Any, out_dir: Path, on_done: Cal
                          trace=str(path), skipped=True,
                          stats=(done["end"] or {}).get("stats", {}))
         try:
-            images = [fetch_image(str(s), cache_dir() / "batch-images") for s in item["images"]]
+            images = [fetch_image(str(s)) for s in item["images"]]
             sub = dataclasses.replace(req, args=[*images, item["question"]], output=path, json_out=True, batch=None,
                                       resume=None)
             status = run_ask(sub, quiet=True)
