@@ -87,6 +87,22 @@ def walk(cmd: Command, path: list[str], ctx: Context):
                 yield from walk(sub, path + [name], Context(sub, info_name=name, parent=ctx))
 
 
+def synopsis(cmd: Command, ctx: Context) -> str:
+    """The arguments as man pages write them: NAME required, [NAME] optional, NAME... repeatable."""
+    if isinstance(cmd, TyperGroup):
+        return " ".join(cmd.collect_usage_pieces(ctx))
+    pieces = ["[OPTIONS]"]
+    for p in cmd.params:
+        if not isinstance(p, TyperArgument):
+            continue
+        if p.metavar and p.metavar.startswith("["):
+            pieces.append(p.metavar)  # written out in full by the command (vdr ask)
+            continue
+        name = (p.metavar or p.name or "").upper() + ("..." if p.nargs != 1 else "")
+        pieces.append(name if p.required else f"[{name}]")
+    return " ".join(pieces)
+
+
 def page(path: list[str], cmd: Command, ctx: Context) -> str:
     name = "-".join(path)
     key = " ".join(path[1:]) or "vdr"
@@ -97,7 +113,7 @@ def page(path: list[str], cmd: Command, ctx: Context) -> str:
         esc(f"{name} - {summary.rstrip('.')}"),
         ".SH SYNOPSIS",
         f".B {esc(' '.join(path))}",
-        esc(" ".join(cmd.collect_usage_pieces(ctx))),
+        esc(synopsis(cmd, ctx)),
         ".SH DESCRIPTION",
     ]
     for i, para in enumerate(paragraphs(cmd.help or summary)):

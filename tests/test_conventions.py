@@ -184,3 +184,12 @@ def test_every_event_of_a_step_carries_its_number_and_endings_use_one_word(site,
     assert [(e["type"], e["step"]) for e in per_step] == [("step", 1), ("call", 1), ("result", 1), ("step", 2), ("step", 3), ("answer", 3)]
     [listed] = [json.loads(l) for l in run_vdr("replay", "--list", "--json").stdout.decode().splitlines()]
     assert listed["reason"] == evs[-1]["reason"] == "answer" and "ending" not in listed
+
+
+def test_man_synopsis_names_the_real_arguments():
+    pages = {p.stem: p.read_text() for p in (ROOT / "man").glob("*.1")}
+    synopsis = {name: text.split(".SH SYNOPSIS\n", 1)[1].split(".SH", 1)[0].replace("\\-", "-") for name, text in pages.items()}
+    assert "[OPTIONS] [IMAGE...] QUESTION" in synopsis["vdr-ask"]
+    assert "[OPTIONS] KEY [VALUE]" in synopsis["vdr-config-set"]
+    assert "[OPTIONS] NAME" in synopsis["vdr-model-pull"] and "[OPTIONS] [URLS...]" in synopsis["vdr-browse"]
+    assert not any("{" in s for s in synopsis.values())

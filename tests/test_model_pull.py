@@ -93,6 +93,7 @@ def test_a_failed_pull_says_what_it_kept_resumes_and_rm_removes_it(hub, vdr_home
     hub.cut_after[f"/{QWEN}/resolve/main/Qwen3VL-8B-Instruct-Q4_K_M.gguf"] = 1000
     assert pull(hub, "hf:" + QWEN, "--name", "half").returncode == 1
     assert list((vdr_home).rglob("half/*.part"))
+    assert '"name":"half","installed":false' in run_vdr("model", "list", "--json").stdout.decode()  # listed, not hidden
     r = run_vdr("model", "rm", "half")
     assert r.returncode == 0 and "unfinished download" in r.stderr.decode()
     assert not list(vdr_home.rglob("half"))

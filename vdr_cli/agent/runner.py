@@ -266,6 +266,8 @@ def _loading(live: Any, what: str):
     """The live view's "loading MODEL… 3.1 s" line while the model opens (nothing without one)."""
     import contextlib
 
+    if what.endswith(".gguf"):
+        what = Path(what).name  # the file, not its folders: one line on any terminal
     return live.loading(what) if live is not None else contextlib.nullcontext()
 
 

@@ -52,6 +52,12 @@ def list_command(json_out: bool = typer.Option(False, "--json", "-j", help="Writ
             rows.append({"name": name, "installed": False, "gguf": None, "mmproj": None, "ctx": c.ctx,
                          "source": f"hf:{c.repo}" if c.repo else f"convert:{c.convert_from}", "bytes": c.bytes,
                          "description": c.description, **({"partial_bytes": partial} if partial else {})})
+    root = models_dir()
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        parts = list(folder.glob("*.part")) if folder.is_dir() else []
+        if parts and not any(r["name"] == folder.name for r in rows):  # a pull that never finished: shown, not hidden
+            rows.append({"name": folder.name, "installed": False, "gguf": None, "mmproj": None, "ctx": None,
+                         "source": "unfinished pull", "bytes": 0, "partial_bytes": sum(p.stat().st_size for p in parts)})
     if json_mode(json_out):
         stdout_writer().write_all(rows)
         return
