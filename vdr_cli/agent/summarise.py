@@ -16,7 +16,7 @@ both the answer and the page text (the reference's extractor had a 256k window).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from vdr_cli.agent import tool_text
 from vdr_cli.models.base import ImageInput, SamplingParams, Turn
@@ -58,9 +58,9 @@ def side_chat(model: Any, max_tokens: int = SUMMARY_TOKENS) -> SideChat:
     return chat
 
 
-class Room:
-    def __init__(self, answer: int, chars: int | None) -> None:
-        self.answer, self.chars = answer, chars
+class Room(NamedTuple):
+    answer: int  # max_tokens of the request
+    chars: int | None  # page text that fits (None: no bound known here)
 
 
 def text_room(model: Any, max_tokens: int, fixed_text: str = "", n_images: int = 0) -> Room:
@@ -70,7 +70,7 @@ def text_room(model: Any, max_tokens: int, fixed_text: str = "", n_images: int =
     if getattr(model.info, "backend", "") != "llama.cpp":
         return Room(max_tokens, None)
     free = model.n_ctx - model.n_tokens
-    answer = max(64, min(max_tokens, free // 4))
+    answer = min(max_tokens, max(64, free // 4))
     tokens = free - answer - 256 - n_images * _IMAGE_TOKENS_GUESS - len(fixed_text) // _CHARS_PER_TOKEN
     return Room(answer, max(1000, tokens * _CHARS_PER_TOKEN))
 
