@@ -6,7 +6,12 @@ loop against the loopback web, whose article pages are of realistic size
 are scripted and teacher-forced into the in-process engine (SmolLM2-135M), so
 every token count is llama.cpp's own: the tool responses the loop appends,
 the assistant turns, and under `summarise` the summaries, which the engine
-really generates. Prints, per window and fold strategy:
+really generates (`--engine eval`). `--engine count` (the default: on a
+crowded 2-core machine `eval` runs at ~25 tokens/s) counts the same tokens
+without decoding them: each turn is rendered with the model's own template and
+tokenized by llama.cpp with SmolLM2's vocabulary, as LlamaSession does; a
+summary is then a fixed text of about 300 tokens, since nothing is generated.
+Prints, per window and fold strategy:
 
 - calls completed and why the session ended (goal: 200/200 at 8k with folding);
 - folds, tokens evaluated, final context, and re-evaluation overhead: tokens
@@ -140,23 +145,102 @@ class TeacherForced:
         return GenerationResult(shown, (), "stop", evaluated, 0, (time.perf_counter() - t0) * 1000, stop=hit)
 
 
-def one_run(web: Any, calls: int, n_ctx: int, fold_text: str, threads: int) -> dict[str, Any]:
+class Counted:
+    """LlamaSession's token accounting without decoding: turns are templated and tokenized
+    by the loaded model's own template and vocabulary, and the KV window is enforced."""
+
+    def __init__(self, llama: Any, turns: Sequence[str]) -> None:
+        from vdr_cli.models.base import SessionStats
+
+        self.llama = llama  # used for its template and vocabulary only
+        self.turns = list(turns)
+        self.starts: list[int] = []
+        self.n = 0
+        self.stats = SessionStats()
+        self.last_user = ""
+        self.info = llama.info
+
+    @property
+    def n_tokens(self) -> int:
+        return self.n
+
+    @property
+    def n_ctx(self) -> int:
+        return self.llama.n_ctx
+
+    def _add(self, text: str) -> int:
+        from vdr_cli.models.errors import ContextFullError
+
+        k = len(self.llama._vocab.tokenize(text))  # noqa: SLF001 - the session's own tokenizer
+        if self.n + k + 8 > self.n_ctx:  # LlamaSession keeps 8 cells for the next assistant header
+            raise ContextFullError(f"context full: the turn needs {k} tokens, {self.n_ctx - self.n - 8} are free")
+        self.starts.append(self.n)
+        self.n += k
+        self.stats.tokens_evaluated += k
+        return k
+
+    def start(self, system: str, user: Turn) -> None:
+        from vdr_cli.models.chat_template import turn_content
+
+        self._add(self.llama._template.first(system, turn_content(user, self.llama.media_marker)))  # noqa: SLF001
+
+    def append(self, turn: Turn) -> None:
+        from vdr_cli.models.chat_template import turn_content
+
+        self._add(self.llama._template.turn(turn.role, turn_content(turn, self.llama.media_marker)))  # noqa: SLF001
+        self.last_user = turn.text
+
+    def rewind(self, n_turns: int) -> None:
+        if n_turns < len(self.starts):
+            self.n = self.starts[n_turns]
+            del self.starts[n_turns:]
+
+    def generate(self, params: SamplingParams, stop: Sequence[str] = (), grammar: str | None = None,
+                 on_token: Any = None, cancel: threading.Event | None = None) -> GenerationResult:
+        if self.last_user == prompt.SUMMARY_REQUEST:
+            text = ("The question asks who designed and built the tower. Established: " +
+                    " ".join(VOCAB[:40]) + " Sources: " + " ".join(f"http://127.0.0.1/wiki/{i}" for i in range(12)))
+            k = self._add(self.llama._template.turn("assistant", text))  # noqa: SLF001
+            return GenerationResult(text, (), "stop", 0, k, 0.0, stop=stop[0] if stop else None)
+        text = self.turns.pop(0)
+        k = self._add(self.llama._template.turn("assistant", text))  # noqa: SLF001
+        self.last_user = ""
+        hit = next((s for s in stop if s in text), None)
+        return GenerationResult(text[:text.index(hit)] if hit else text, (), "stop", k, 0, 0.0, stop=hit)
+
+    def side_generate(self, *a: Any, **kw: Any) -> GenerationResult:
+        raise NotImplementedError("visit uses extractive summaries in this bench")
+
+    def close(self) -> None:
+        pass
+
+
+def one_run(web: Any, calls: int, n_ctx: int, fold_text: str, threads: int, engine: str,
+            to: float | None = None) -> dict[str, Any]:
+    import dataclasses
+
     from vdr_cli.models.llama_session import LlamaSession
 
-    inner = LlamaSession(smollm2(), n_ctx=n_ctx, n_threads=threads)
-    model = TeacherForced(inner, scripted_turns(web, calls))
+    inner = LlamaSession(smollm2(), n_ctx=n_ctx if engine == "eval" else 256, n_threads=threads)
+    if engine == "eval":
+        model: Any = TeacherForced(inner, scripted_turns(web, calls))
+    else:
+        model = Counted(inner, scripted_turns(web, calls))
+        model.llama._n_ctx = n_ctx  # noqa: SLF001 - the window being measured (no KV is allocated)
     spec = SessionSpec(question="Who designed and built the Eiffel Tower, and when?", images=[],
                        tools=["search", "visit"], date="2026-12-01")
     events: list[dict[str, Any]] = []
     cfg = LoopConfig(max_steps=calls + 1, sampling=SamplingParams(temperature=0, max_tokens=1024),
                      tools=("search", "visit"), answer_reserve=1024, fold=parse_fold(fold_text))
+    if to is not None and cfg.fold is not None:
+        cfg.fold = dataclasses.replace(cfg.fold, to=to)
     toolbox = WebToolbox([], ToolSettings(use_cache=False, allow_private=True))
     t0 = time.perf_counter()
     try:
         outcome = run_session(spec, model, toolbox, events.append, cfg)
     finally:
-        stats = inner.stats
-        final = inner.n_tokens
+        stats = model.stats
+        final = model.n_tokens
         inner.close()
     folds = [e for e in events if e["type"] == "fold"]
     refolded = sum(f["tokens"].get("evaluated", 0) for f in folds)
@@ -175,18 +259,21 @@ def main() -> None:
     ap.add_argument("--ctx", type=int, nargs="+", default=[8192, 32768])
     ap.add_argument("--fold", nargs="+", default=["off", "keep-last:3", "summarise"])
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--engine", choices=("count", "eval"), default="count")
+    ap.add_argument("--to", type=float, default=None, help="fold down to this fraction of the window (default: the policy's)")
     args = ap.parse_args()
     web, env = start_site()
     import os
 
     os.environ.update(env)
     add_pages(web)
+    print(f"engine: {args.engine}; {args.calls} scripted calls (search/visit), SmolLM2-135M tokens", flush=True)
     print(f"{'ctx':>6} {'fold':<12} {'calls':>9} {'ended by':<13} {'folds':>5} {'evaluated':>10} {'final ctx':>9} "
           f"{'overhead':>8} {'eval/final':>10} {'s':>6}", flush=True)
     try:
         for n_ctx in args.ctx:
             for fold in args.fold:
-                r = one_run(web, args.calls, n_ctx, fold, args.threads)
+                r = one_run(web, args.calls, n_ctx, fold, args.threads, args.engine, args.to)
                 print(f"{r['ctx']:>6} {r['fold']:<12} {r['calls']:>4}/{args.calls:<4} {r['reason']:<13} {r['folds']:>5} "
                       f"{r['evaluated']:>10} {r['final_context']:>9} {r['overhead']:>8.2f} {r['per_final']:>10.1f} "
                       f"{r['seconds']:>6.0f}", flush=True)

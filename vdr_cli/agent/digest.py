@@ -32,13 +32,14 @@ def brief(text: str) -> str:
     return _SNIPPET.sub("", out)
 
 
+def urls_in(text: str) -> list[str]:
+    """The URLs a text names, in order, once each."""
+    return list(dict.fromkeys(url.rstrip(".,;:") for url in _URL.findall(text)))
+
+
 def stub(text: str, step: int, tool: str) -> str:
     """One line: which call, how big it was, the URLs it named, its first summary."""
-    urls: list[str] = []
-    for url in _URL.findall(text):
-        url = url.rstrip(".,;:")
-        if url not in urls:
-            urls.append(url)
+    urls = urls_in(text)
     summary = _SUMMARY.search(text)
     gist = summary.group(1) if summary else text
     return prompt.folded_result(step, tool or "tool", len(text), urls[:MAX_URLS], _cut(" ".join(gist.split()), GIST_CHARS))

@@ -37,6 +37,7 @@ from vdr_cli.models.base import ImageInput, ModelSession, SamplingParams, Turn
 from vdr_cli.trace.events import Event, event
 
 Emit = Callable[[Event], None]
+INDEX_ITEMS = 12  # queries and URLs an index turn keeps (the newest)
 SUMMARY_TOKENS = 512  # longest research-state summary under `summarise`
 ROOM_MARGIN = 768  # a fold also starts when less than this (plus the answer reserve) is free
 
@@ -47,8 +48,8 @@ class FoldPolicy:
 
     strategy: str = "keep-last"
     keep: int = 3
-    at: float = 0.75  # fold once the context passes this fraction of the window
-    to: float = 0.45  # ... down to this fraction
+    at: float = 0.8  # fold once the context would pass this fraction of the window
+    to: float = 0.2  # ... down to this fraction: the gap is what keeps re-evaluation low (bench/fold_capacity.py)
     recorded: tuple[Event, ...] = ()
 
     @property
@@ -66,7 +67,7 @@ DEFAULT_FOLD = "keep-last:3"
 def parse_fold(text: str, at: float | None = None) -> FoldPolicy | None:
     """``keep-last:K``, ``summarise`` or ``off`` (None); ``at`` is the fold threshold (0-1)."""
     value = text.strip().lower()
-    extra = {} if at is None else {"at": at, "to": min(0.45, at * 0.6)}
+    extra = {} if at is None else {"at": at, "to": min(0.2, at * 0.25)}
     if at is not None and not 0.1 <= at <= 0.95:
         raise UsageError(f"--fold-at {at}: give a fraction of the window between 0.1 and 0.95")
     if value == "off":
@@ -157,7 +158,9 @@ class Folder:
         self.entries: list[Entry] = list(entries or [])
         self.head_tokens = head_tokens  # tokens of the untouchable head (system prompt, question)
         self._call_step: dict[str, int] = {}
-        self._recorded = {int(f.get("step", 0)): f for f in policy.recorded}
+        self._recorded: dict[int, list[Event]] = {}
+        for f in policy.recorded:
+            self._recorded.setdefault(int(f.get("step", 0)), []).append(f)
         self.folds = 0
 
     def watch(self, emit: Emit) -> Emit:
@@ -180,56 +183,66 @@ class Folder:
 
     # --- deciding and folding ------------------------------------------------------
 
-    def maybe_fold(self, model: ModelSession, step: int, emit: Emit, reserve: int) -> float:
-        """Fold if the context needs it; return the model time spent (ms)."""
+    def maybe_fold(self, model: ModelSession, step: int, emit: Emit, reserve: int, incoming: int = 0) -> float:
+        """Fold if the context needs it; return the model time spent (ms).
+
+        ``incoming``: characters of a tool response about to be appended (its entry is
+        the last one, not in the model yet): room is made for it first.
+        """
         if self.head_tokens is None and not self.entries:
             self.head_tokens = model.n_tokens
         if self.policy.recorded:
-            fold = self._recorded.pop(step, None)
-            return self._fold(model, step, emit, fold, time.perf_counter()) if fold else 0.0
-        n_ctx, used = model.n_ctx, model.n_tokens
+            if incoming:
+                return 0.0  # recorded folds are replayed between steps, where the view is the same
+            t0, ms = time.perf_counter(), 0.0
+            for fold in self._recorded.pop(step, []):
+                ms += self._fold(model, step, emit, fold, t0, 0)
+            return ms
+        pending = 1 if incoming else 0
+        body = self.entries[:len(self.entries) - pending]
+        per_char = _tokens_per_char(model.n_tokens - (self.head_tokens or 0), body)
+        n_ctx, used = model.n_ctx, model.n_tokens + int(incoming * per_char)
         if used <= self.policy.at * n_ctx and n_ctx - used >= reserve + ROOM_MARGIN:
             return 0.0
-        if not any(e.part in ("raw", "result") and e.level == 0 for e in self.entries[:-1]):
+        if not any(e.part in ("raw", "result") and e.level == 0 for e in body[:-1]):
             return 0.0  # nothing left to fold: the loop's own context checks take over
         t0 = time.perf_counter()
-        target = int(self.policy.to * n_ctx)
         if self.policy.strategy == "summarise":
-            fold = self._summarise(model, step)
+            fold = self._summarise(model, body)
         else:
-            fold = self._keep_last(model, used - target)
-        return self._fold(model, step, emit, fold, t0) if fold else 0.0
+            fold = self._keep_last(body, used - int(self.policy.to * n_ctx), per_char)
+        return self._fold(model, step, emit, fold, t0, pending) if fold else 0.0
 
-    def _fold(self, model: ModelSession, step: int, emit: Emit, fold: dict[str, Any], t0: float) -> float:
+    def _fold(self, model: ModelSession, step: int, emit: Emit, fold: dict[str, Any], t0: float, pending: int) -> float:
         before = model.n_tokens
         entries, first = apply(self.entries, fold)
         evaluated = 0
-        if first < len(entries):
+        if first < len(entries) - pending:
             model.rewind(1 + first)  # turn 0 is the head: system prompt and question
             start = model.n_tokens
-            for entry in entries[first:]:
+            for entry in entries[first:len(entries) - pending]:
                 model.append(entry.turn())
             evaluated = model.n_tokens - start
         self.entries = entries
         self.folds += 1
         ms = (time.perf_counter() - t0) * 1000
+        tokens = {"before": before, "after": model.n_tokens, "evaluated": evaluated}
+        if "summary_tokens" in fold:
+            tokens["summary"] = fold["summary_tokens"]
         emit(event("fold", step=step, strategy=fold.get("strategy") or self.policy.name, edits=fold.get("edits") or [],
                    **({"summary": fold["summary"]} if fold.get("summary") else {}),
-                   tokens={"before": before, "after": model.n_tokens, "evaluated": evaluated,
-                           **({"summary": fold["summary_tokens"]} if "summary_tokens" in fold else {})},
-                   turn=first + 1, ms=round(ms, 1)))
+                   tokens=tokens, turn=first + 1, ms=round(ms, 1)))
         return ms
 
-    def _keep_last(self, model: ModelSession, excess: int) -> dict[str, Any] | None:
+    def _keep_last(self, body: list[Entry], excess: int, per_char: float) -> dict[str, Any] | None:
         """Edits, oldest first, until about `excess` tokens are saved."""
-        per_char = _tokens_per_char(model.n_tokens - (self.head_tokens or 0), self.entries)
-        work = {i: (e.level, e.text) for i, e in enumerate(self.entries)}
-        results = [i for i, e in enumerate(self.entries) if e.part == "result"]
+        work = {i: (e.level, e.text) for i, e in enumerate(body)}
+        results = [i for i, e in enumerate(body) if e.part == "result"]
         keep = self.policy.keep
         old, recent = (results[:-keep], results[-keep:]) if keep else (results, [])
         newest = {results[-1]} if results else set()
-        first_recent_step = self.entries[recent[0]].step if recent else step_after(self.entries)
-        old_raws = [i for i, e in enumerate(self.entries) if e.part == "raw" and e.step < first_recent_step]
+        first_recent_step = body[recent[0]].step if recent else step_after(body)
+        old_raws = [i for i, e in enumerate(body) if e.part == "raw" and e.step < first_recent_step]
         plan = ([(i, digest.BRIEF) for i in old] + [(i, digest.STUB) for i in old] + [(i, 1) for i in old_raws]
                 + [(i, lvl) for lvl in (digest.BRIEF, digest.STUB) for i in recent if i not in newest]
                 + [(i, digest.BRIEF) for i in newest])
@@ -237,24 +250,51 @@ class Folder:
         for i, level in plan:
             if saved >= excess:
                 break
-            e = self.entries[i]
+            e = body[i]
             if work[i][0] >= level:
                 continue
             text = (digest.drop_thought(e.original or e.text) if e.part == "raw"
                     else digest.result_text(e.original or e.text, level, e.step, e.tool))
             saved += (len(work[i][1]) - len(text)) * per_char
             work[i] = (level, text)
-        edits = [{"step": e.step, "part": e.part, "level": work[i][0], "text": work[i][1]}
-                 for i, e in enumerate(self.entries) if work[i][0] != e.level]
-        return {"edits": edits} if edits else None
+        fold: dict[str, Any] = {}
+        index = self._index(body, work, excess - saved, per_char) if saved < excess else None
+        if index is not None:  # even stubs are too many: the oldest steps go into one index turn
+            fold["summary"] = index
+        upto = index["upto"] if index else 0
+        fold["edits"] = [{"step": e.step, "part": e.part, "level": work[i][0], "text": work[i][1]}
+                         for i, e in enumerate(body) if work[i][0] != e.level and e.step > upto]
+        return fold if fold["edits"] or fold.get("summary") else None
 
-    def _summarise(self, model: ModelSession, step: int) -> dict[str, Any] | None:
-        """The model's own research-state summary replaces every step but the last."""
-        if len(self.entries) < 2:
-            return None
-        tail = [e for e in self.entries if e.step == self.entries[-1].step and e.part != "summary"]
-        upto = tail[0].step - 1
+    def _index(self, body: list[Entry], work: dict[int, tuple[int, str]], excess: float,
+               per_char: float) -> dict[str, Any] | None:
+        """Steps 1..upto (as few as cover `excess`, never the last) as one line of what was searched and read."""
+        from vdr_cli.agent.turns import parse_turn
+
+        last = body[-1].step
+        queries: list[str] = []
+        urls: list[str] = []
+        saved, upto = 0.0, 0
+        for i, e in enumerate(body):
+            if e.step >= last or (saved >= excess and e.step > upto):
+                break
+            upto = e.step
+            saved += len(work[i][1]) * per_char
+            if e.part == "summary":
+                urls += digest.urls_in(e.text)
+            elif e.part == "raw":
+                parsed = parse_turn(e.original or e.text)
+                queries += [q for q in _strings(parsed.args.get("query")) if q not in queries]
+                urls += [u for u in _strings(parsed.args.get("url")) if u not in urls]
         if upto < 1:
+            return None
+        return {"upto": upto, "text": prompt.folded_index(upto, queries[-INDEX_ITEMS:], list(dict.fromkeys(urls))[-INDEX_ITEMS:])}
+
+    def _summarise(self, model: ModelSession, body: list[Entry]) -> dict[str, Any] | None:
+        """The model's own research-state summary replaces every step but the last."""
+        last = body[-1].step if body else 0
+        upto = last - 1
+        if upto < 1 or not any(e.step <= upto and e.part != "summary" for e in body):
             return None
         model.append(Turn("user", prompt.SUMMARY_REQUEST))
         params = SamplingParams(temperature=0.0, max_tokens=SUMMARY_TOKENS)
@@ -262,9 +302,15 @@ class Folder:
         text = result.text.split("<summary>")[-1].strip()
         if not text:  # a model that writes nothing still gets its sources back
             text = "\n".join(digest.stub(e.original or e.text, e.step, e.tool)
-                             for e in self.entries if e.part == "result" and e.step <= upto)
+                             for e in body if e.part == "result" and e.step <= upto)
         return {"summary": {"upto": upto, "text": prompt.summary_turn(text)},
                 "summary_tokens": result.prompt_tokens + result.completion_tokens}
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value] if isinstance(value, list) else []
 
 
 def step_after(entries: list[Entry]) -> int:

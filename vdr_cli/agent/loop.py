@@ -211,6 +211,9 @@ class ResearchLoop:
         self.emit(event("result", id=call_id, step=self.step_n, tool=tool, ok=outcome.ok, content=outcome.content, data=outcome.data,
                         error=outcome.error, ms=round(ms, 1), cached=outcome.cached))
         self._learn_urls(outcome.data)
+        if self.folder is not None:  # room for the response first: folding beats truncating it
+            self.model_ms += self.folder.maybe_fold(self.model, self.step_n, self.emit, self.config.answer_reserve,
+                                                    incoming=len(outcome.content))
         self._append_tool_response(outcome)
         return None
 

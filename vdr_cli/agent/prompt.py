@@ -339,6 +339,16 @@ def folded_result(step: int, tool: str, chars: int, urls: Sequence[str], gist: s
 
 FOLDED_THOUGHT = "[earlier reasoning folded to save context]"
 
+
+def folded_index(upto: int, queries: Sequence[str], urls: Sequence[str]) -> str:
+    """The user turn that stands for steps 1..upto once even their stubs did not fit."""
+    text = f"[Steps 1-{upto} of your research were folded to save context."
+    if queries:
+        text += " You searched: " + "; ".join(queries) + "."
+    if urls:
+        text += " You visited: " + ", ".join(urls) + "."
+    return text + "]"
+
 SUMMARY_REQUEST = (
     "Your context window is nearly full, so your research so far will be replaced by a summary that you write "
     "now. Write the research state for yourself: the question, what you have established (with the URLs that "
