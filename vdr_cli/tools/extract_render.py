@@ -100,7 +100,7 @@ def _is_caption(node: LexborNode) -> bool:
     wrapper holds the image too, and stays)."""
     cls = node.attrs.get("class")
     return bool(cls and _CAPTION.search(cls)) and node.tag not in ("body", "article", "main") \
-        and node.css_first("img, p") is None and len(node.text(strip=True) or "") < 500
+        and node.css_first("img, picture, video") is None and len(node.text(strip=True) or "") < 500
 
 
 def render(nodes: list[LexborNode], base: str | None, skip: Callable[[LexborNode], bool] | None = None) -> Rendered:
