@@ -30,6 +30,7 @@ import json
 import random
 import sys
 import threading
+import zlib
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -79,7 +80,7 @@ def add_pages(web: Any) -> None:
 
     def searxng(req):
         q = req.query.get("q", "")
-        base = abs(hash(q)) % 10_000
+        base = zlib.crc32(q.encode()) % 10_000  # stable across runs (hash() is salted)
         return {"query": q, "results": [
             {"url": web.url(f"/wiki/{base + i}"), "title": f"{q} — source {i}",
              "content": " ".join(random.Random(base + i).choice(VOCAB) for _ in range(30)), "engine": "x"}

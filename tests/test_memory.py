@@ -55,3 +55,13 @@ def test_model_info_prints_kv_bytes_per_token() -> None:
     # SmolLM2-135M: 30 layers x 3 KV heads x (64 + 64)
     assert info["kv_bytes_per_token"] == {"f16": 23040, "q8_0": 12240, "q4_0": 6480}
     assert 2048 <= info["ctx_auto"] <= 8192
+
+
+@pytest.mark.parametrize("flag, value", [("--ctx", "lots"), ("--fold", "keep-all"), ("--kv-type", "f32"), ("--fold-at", "2")])
+def test_bad_memory_and_fold_flags_are_one_line_usage_errors(tmp_path: Path, flag: str, value: str) -> None:
+    trace = tmp_path / "s.jsonl"
+    trace.write_text('{"type":"session","v":1,"id":"s","ts":"t","question":"q","images":[],"model":{},"vdr":"0"}\n'
+                     '{"type":"step","n":1,"raw":"<answer>x</answer>"}\n')
+    r = run_vdr("ask", "q", "--model", f"scripted:{trace}", flag, value, "-o", str(tmp_path / "t.jsonl"))
+    err = r.stderr.decode()
+    assert r.returncode == 2 and flag in err and "Traceback" not in err, err

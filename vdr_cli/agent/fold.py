@@ -241,7 +241,7 @@ class Folder:
         keep = self.policy.keep
         old, recent = (results[:-keep], results[-keep:]) if keep else (results, [])
         newest = {results[-1]} if results else set()
-        first_recent_step = body[recent[0]].step if recent else step_after(body)
+        first_recent_step = body[recent[0]].step if recent else body[-1].step + 1
         old_raws = [i for i, e in enumerate(body) if e.part == "raw" and e.step < first_recent_step]
         plan = ([(i, digest.BRIEF) for i in old] + [(i, digest.STUB) for i in old] + [(i, 1) for i in old_raws]
                 + [(i, lvl) for lvl in (digest.BRIEF, digest.STUB) for i in recent if i not in newest]
@@ -313,16 +313,7 @@ def _strings(value: Any) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else []
 
 
-def step_after(entries: list[Entry]) -> int:
-    return (entries[-1].step + 1) if entries else 1
-
-
 def _tokens_per_char(tokens: int, entries: list[Entry]) -> float:
     """This model's tokens per character of this conversation (to estimate what a digest saves)."""
     chars = sum(len(e.text) for e in entries)
     return max(0.05, min(1.0, tokens / chars)) if chars and tokens > 0 else 0.3
-
-
-def fold_events(events: Iterable[Event]) -> list[Event]:
-    return [e for e in events if e.get("type") == "fold"]
-
