@@ -130,7 +130,8 @@ def fold_text(fold: Event) -> str:
     parts = [f"context folded ({fold.get('strategy', '?')})"]
     summary = fold.get("summary") if isinstance(fold.get("summary"), dict) else None
     if summary:
-        parts.append(f"steps 1–{summary.get('upto')} replaced by the model's summary")
+        by = "the model's summary" if str(fold.get("strategy")).startswith("summari") else "an index of searches and visits"
+        parts.append(f"steps 1–{summary.get('upto')} replaced by {by}")
     if edits:
         parts.append(f"{len(edits)} turn(s) of steps {steps[0]}–{steps[-1]} replaced by digests" if steps else f"{len(edits)} turn(s)")
     tokens = fold.get("tokens") if isinstance(fold.get("tokens"), dict) else {}
