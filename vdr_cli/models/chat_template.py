@@ -21,6 +21,15 @@ from .errors import ModelError, ModelLoadError
 
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
 SENTINEL = "\u27e6vdr-sentinel\u27e7"
+SYSTEM_SENTINEL = "\u27e6vdr-system\u27e7"
+# A turn as (text, framing) parts: framing is the template's own text, the only
+# text whose special-token spellings may become control tokens; the rest (page
+# text, search results, files, the question, even the system prompt) is content.
+Parts = list[tuple[str, bool]]
+
+
+def joined(parts: Parts) -> str:
+    return "".join(text for text, _ in parts)
 
 
 @dataclass(frozen=True)
@@ -28,28 +37,46 @@ class ChatTemplate:
     kind: str  # "chatml" or "jinja"
     header: str  # text that opens the assistant's turn (generation starts after it)
     close: str  # text that closes the assistant's turn
-    first_fn: Callable[[str, str], str]
-    turn_fn: Callable[[str, str], str]
+    first_fn: Callable[[str, str], Parts]
+    turn_fn: Callable[[str, str], Parts]
 
     def first(self, system: str, user_content: str) -> str:
         """The conversation's opening: system prompt (may be empty) and first user turn."""
-        return self.first_fn(system, user_content)
+        return joined(self.first_parts(system, user_content))
 
     def turn(self, role: str, content: str) -> str:
         """A later turn; an assistant turn (resume) is header + content + close."""
+        return joined(self.turn_parts(role, content))
+
+    def first_parts(self, system: str, user_content: str) -> Parts:
+        return [p for p in self.first_fn(system, user_content) if p[0]]
+
+    def turn_parts(self, role: str, content: str) -> Parts:
         if role == "assistant":
-            return self.header + content + self.close
-        return self.turn_fn(role, content)
+            return [p for p in [(self.header, True), (content, False), (self.close, True)] if p[0]]
+        return [p for p in self.turn_fn(role, content) if p[0]]
 
 
 def chatml() -> ChatTemplate:
-    def turn(role: str, content: str) -> str:
-        return f"{IM_START}{role}\n{content}{IM_END}\n"
+    def turn(role: str, content: str) -> Parts:
+        return [(f"{IM_START}{role}\n", True), (content, False), (f"{IM_END}\n", True)]
 
-    def first(system: str, user: str) -> str:
-        return (turn("system", system) if system else "") + turn("user", user)
+    def first(system: str, user: str) -> Parts:
+        return (turn("system", system) if system else []) + turn("user", user)
 
     return ChatTemplate("chatml", f"{IM_START}assistant\n", f"{IM_END}\n", first, turn)
+
+
+def _framed(rendered: str, contents: list[tuple[str, str]]) -> Parts:
+    """Split a rendering made with sentinels into framing and the real contents."""
+    parts: Parts = []
+    rest = rendered
+    for sentinel, content in contents:
+        head, found, rest = rest.partition(sentinel)
+        if not found:
+            raise ModelLoadError("chat template drops a message's content")
+        parts += [(head, True), (content, False)]
+    return parts + [(rest, True)]
 
 
 def is_chatml(source: str | None) -> bool:
@@ -81,13 +108,16 @@ def _jinja(source: str, bos: str, eos: str) -> ChatTemplate:
     def render(messages: list[dict[str, Any]], gen: bool = False) -> str:
         return compiled.render(messages=messages, add_generation_prompt=gen, bos_token=bos, eos_token=eos)
 
-    def first(system: str, user: str) -> str:
-        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
+    def first(system: str, user: str) -> Parts:
+        # Rendered with sentinels for the contents, which are put back as content parts.
+        messages = ([{"role": "system", "content": SYSTEM_SENTINEL}] if system else []) + [{"role": "user", "content": SENTINEL}]
+        contents = ([(SYSTEM_SENTINEL, system)] if system else []) + [(SENTINEL, user)]
         try:
-            return render(messages)
+            return _framed(render(messages), contents)
         except TemplateError:
             # Templates without a system role (Gemma): the system text leads the first turn.
-            return render([{"role": "user", "content": f"{system}\n\n{user}" if system else user}])
+            rendered = render([{"role": "user", "content": SENTINEL}])
+            return _framed(rendered, [(SENTINEL, f"{system}\n\n{user}" if system else user)])
 
     try:
         base = _probe_base(render)
@@ -105,9 +135,9 @@ def _jinja(source: str, bos: str, eos: str) -> ChatTemplate:
     except TemplateError as exc:
         raise ModelLoadError(f"chat template cannot render a conversation ({exc})") from None
 
-    def turn(role: str, content: str) -> str:
+    def turn(role: str, content: str) -> Parts:
         # Tool results go back as user turns, as the reference model was trained.
-        return user_pre + content + user_post
+        return [(user_pre, True), (content, False), (user_post, True)]
 
     return ChatTemplate("jinja", header, close, first, turn)
 

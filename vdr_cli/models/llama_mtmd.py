@@ -137,12 +137,15 @@ class Vocab:
         self._pieces: dict[int, bytes] = {}
         self._buf = ctypes.create_string_buffer(256)
 
-    def tokenize(self, text: str) -> list[int]:
+    def tokenize(self, text: str, special: bool = True) -> list[int]:
+        """Token ids of `text`; `special=False` for content, whose `<|im_end|>` must
+        stay text (only control-token spellings are affected: added plain tokens
+        such as Qwen's `<tool_call>` are matched either way, as in training)."""
         lc = llama()
         data = text.encode("utf-8")
         cap = len(data) + 8
         out = (lc.llama_token * cap)()
-        n = lc.llama_tokenize(self.ptr, data, len(data), out, cap, False, True)
+        n = lc.llama_tokenize(self.ptr, data, len(data), out, cap, False, special)
         if n < 0:
             raise ModelError(f"cannot tokenize a text of {len(data)} bytes")
         return list(out[:n])

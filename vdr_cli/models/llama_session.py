@@ -13,17 +13,18 @@ pending and evaluated together with the next turn, saving a decode per turn.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import os
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from . import llama_mtmd as glue
 from .base import (IMAGE_MARKER, held_back, GenerationResult, ImageInput, ModelInfo, SamplingParams,
                    SessionStats, TokenCallback, Turn)
-from .chat_template import from_source, turn_content
+from .chat_template import Parts, from_source, turn_content
 from .errors import ContextFullError, ModelError, NoVisionError
 
 _GEN_RESERVE = 8  # room kept by append() so that an assistant turn can still start
@@ -148,14 +149,14 @@ class LlamaSession:
         with self._lock:
             if self.n_tokens:
                 raise ModelError("session already started")
-            text = self._template.first(system, turn_content(user, self.media_marker))
-            self._eval(self._main, text, user.images)
+            parts = self._template.first_parts(system, turn_content(user, self.media_marker))
+            self._eval(self._main, parts, user.images)
             self._turns.append((0, 0))
 
     def append(self, turn: Turn) -> None:
         with self._lock:
             mark = (self.n_tokens, self.n_pos)
-            self._eval(self._main, self._template.turn(turn.role, turn_content(turn, self.media_marker)), turn.images)
+            self._eval(self._main, self._template.turn_parts(turn.role, turn_content(turn, self.media_marker)), turn.images)
             self._turns.append(mark)
 
     def append_raw(self, text: str, images: Sequence[ImageInput] = ()) -> None:
@@ -246,14 +247,16 @@ class LlamaSession:
             self._logits_ok = False
 
     # -- internals ------------------------------------------------------------------
-    def _render_messages(self, messages: Sequence[Turn]) -> str:
+    def _render_messages(self, messages: Sequence[Turn]) -> Parts:
         """A whole one-off conversation in the model's template."""
         msgs = list(messages)
         system = msgs.pop(0).text if msgs and msgs[0].role == "system" else ""
         if not msgs:
             raise ModelError("a side generation needs a user message")
-        first = self._template.first(system, turn_content(msgs[0], self.media_marker))
-        return first + "".join(self._template.turn(m.role, turn_content(m, self.media_marker)) for m in msgs[1:])
+        parts = self._template.first_parts(system, turn_content(msgs[0], self.media_marker))
+        for m in msgs[1:]:
+            parts += self._template.turn_parts(m.role, turn_content(m, self.media_marker))
+        return parts
 
     def _side_context(self) -> Any:
         if not self._side_n_ctx:
@@ -275,17 +278,14 @@ class LlamaSession:
             used += self._main.cells + len(self._main.pending)
         return self._ctx_size(seq) - used
 
-    def _eval(self, seq: _Seq, text: str, images: Sequence[ImageInput],
+    def _eval(self, seq: _Seq, text: str | Parts, images: Sequence[ImageInput],
               extra: Sequence[int] = ()) -> int:
         """Evaluate pending tokens + ``text`` (with images) + ``extra`` at seq.pos; return the count."""
         if images and self._proj is None:
             raise NoVisionError(f"model {self.model_path.name} has no vision projector "
                                 "(give an mmproj file to use images)")
         lead = [self._vocab.bos] if seq.pos == 0 and not seq.pending and self._vocab.add_bos else []
-        chunks = (self._proj.tokenize(text, images) if images and self._proj
-                  else glue.ChunkList(None, [glue.Chunk(False, 0, 0, self._vocab.tokenize(text))]
-                                      if text else []))
-        with chunks:
+        with self._chunks([(text, True)] if isinstance(text, str) else text, images) as chunks:
             parts = chunks.chunks
             needed = len(lead) + sum(c.n_tokens if c.is_image else len(c.tokens) for c in parts)
             needed += len(extra)
@@ -309,6 +309,37 @@ class LlamaSession:
                 self._prompt_tokens += needed + n_pending
                 self._prompt_ms += (time.perf_counter() - t0) * 1000
             return needed + n_pending
+
+    @contextlib.contextmanager
+    def _chunks(self, parts: Parts, images: Sequence[ImageInput]) -> Iterator[glue.ChunkList]:
+        """Text and image chunks of a turn. Only framing parts may yield control
+        tokens: content (pages, results, files, the question) is tokenized with
+        special-token parsing off, so `<|im_end|><|im_start|>system` in a page is
+        text, as it is when an HTTP server gets it as message content. Each image
+        is tokenized on its own marker, so mtmd adds its own wrapper tokens."""
+        out: list[glue.Chunk] = []
+        lists: list[glue.ChunkList] = []
+        queue = list(images) if self._proj is not None else []
+        marker = self.media_marker
+        try:
+            for text, framing in parts:
+                pieces = text.split(marker) if queue else [text]
+                for k, piece in enumerate(pieces):
+                    if k:
+                        if queue:
+                            listed = self._proj.tokenize(marker, [queue.pop(0)])  # type: ignore[union-attr]
+                            lists.append(listed)
+                            out.extend(listed.chunks)
+                        else:  # more markers than images: the extra ones are text
+                            piece = marker + piece
+                    if piece:
+                        out.append(glue.Chunk(False, 0, 0, self._vocab.tokenize(piece, special=framing)))
+            if queue:
+                raise ModelError(f"turn has {len(images)} image(s) but fewer image markers")
+            yield glue.ChunkList(None, out)
+        finally:
+            for listed in lists:
+                listed.close()
 
     def _eval_parts(self, seq: _Seq, parts: list[glue.Chunk], todo: list[int],
                     extra: Sequence[int]) -> None:
