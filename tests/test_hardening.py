@@ -344,3 +344,60 @@ def test_image_turns_keep_mtmd_framing_and_plain_content(engine):
     assert text_ids.count(im_start) == 1
     s.start("", turn)  # and the engine takes it
     assert s.n_tokens > len(text_ids)
+
+
+# --- 3. escape sequences from models and pages never reach the terminal raw ---------------------------
+
+EVIL = "\x1b]0;pwned\x07\x1b[2J\x1b[H\rforty-two"
+
+
+def on_terminals(*args: str, env: dict | None = None) -> tuple[int, str, str]:
+    """Run vdr with stdout and stderr on two ptys; (status, stdout, stderr) as read back."""
+    import pty
+
+    out_master, out_slave = pty.openpty()
+    err_master, err_slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "vdr_cli", *args], stdin=subprocess.DEVNULL, stdout=out_slave,
+                            stderr=err_slave, env={**os.environ, "COLUMNS": "120", **(env or {})})
+    proc.wait(timeout=120)
+    os.close(out_slave)
+    os.close(err_slave)
+
+    def drain(fd: int) -> str:
+        chunks = []
+        while True:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        os.close(fd)
+        return b"".join(chunks).decode(errors="replace")
+
+    return proc.returncode, drain(out_master), drain(err_master)
+
+
+def test_ask_answer_and_live_view_drop_escape_sequences(tmp_path):
+    turns = [f"<think>{EVIL}</think>\n<tool_call>" + json.dumps({"name": "no[/]such\x1b[2J", "arguments": {"x": "[bold]" + EVIL}})
+             + "</tool_call>", f"<think>ok</think>\n<answer>{EVIL}</answer>"]
+    status, out, err = on_terminals("ask", f"why {EVIL}?", "-m", f"scripted:{script(tmp_path, turns)}",
+                                    "-o", str(tmp_path / "t.jsonl"))
+    assert status == 0, err
+    for stream in (out, err):
+        assert "\x1b]0;" not in stream and "\x1b[2J" not in stream and "\x1b[H" not in stream and "\x07" not in stream
+    assert "forty-two" in out
+    assert "Traceback" not in err
+    # The record keeps the text exactly (JSON escapes it).
+    assert events(tmp_path / "t.jsonl")[-2]["text"] == EVIL
+
+
+def test_browse_titles_and_errors_drop_escape_sequences(web):
+    web.add_route("GET", "/evil", lambda r: f"<html><head><title>{EVIL}</title></head><body><p>{'Body text. ' * 40}</p></body></html>")
+    web.add_route("GET", "/evil-status", lambda r: Response(status=404, body="no", content_type="text/plain",
+                                                           headers={"X": "y"}))
+    status, out, err = on_terminals("browse", web.url("/evil"), web.url(f"/evil-status?{EVIL}"))
+    for stream in (out, err):
+        assert "\x1b]0;" not in stream and "\x1b[2J" not in stream and "\x07" not in stream
+    assert "forty-two" in out

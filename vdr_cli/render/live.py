@@ -16,9 +16,18 @@ import time
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from vdr_cli.render.output import clean
+
+
+def _safe(text: Any) -> str:
+    """Model and web text for the console: no control characters, no rich markup."""
+    from rich.markup import escape
+
+    return escape(clean(text))
+
 
 def _short(text: str, n: int = 110) -> str:
-    text = " ".join(str(text).split())
+    text = " ".join(clean(text).split())
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
@@ -140,7 +149,7 @@ class LiveView:
         shown = self.filter.feed(text)
         if shown:
             self.streaming = True
-            self.console.print(shown, end="", style="dim", markup=False, highlight=False, soft_wrap=True)
+            self.console.print(clean(shown), end="", style="dim", markup=False, highlight=False, soft_wrap=True)
 
     # --- events --------------------------------------------------------------------
 
@@ -148,9 +157,9 @@ class LiveView:
         kind = ev.get("type")
         if kind == "session":
             model = ev.get("model") or {}
-            images = ", ".join(img.get("id", "") for img in ev.get("images") or []) or "no image"
-            self.console.print(f"[bold]vdr ask[/] · {model.get('name', '?')} ({model.get('backend', '?')}) · {images}")
-            self.console.print(f"[bold]Q:[/] {ev.get('question', '')}", markup=True, highlight=False)
+            images = ", ".join(_safe(img.get("id", "")) for img in ev.get("images") or []) or "no image"
+            self.console.print(f"[bold]vdr ask[/] · {_safe(model.get('name', '?'))} ({_safe(model.get('backend', '?'))}) · {images}")
+            self.console.print(f"[bold]Q:[/] {_safe(ev.get('question', ''))}", markup=True, highlight=False)
             self._next_step(1, "reading the prompt" + (" and images" if ev.get("images") else ""))
         elif kind == "step":
             self._header()
@@ -163,7 +172,7 @@ class LiveView:
             self.tokens += completion
             gen_s = time.perf_counter() - self.t_first
             rate = f", {completion / gen_s:.1f} tok/s" if completion and gen_s > 0 else ""
-            note = f" [red]{ev['error']}[/]" if ev.get("error") else ""
+            note = f" [red]{_safe(ev['error'])}[/]" if ev.get("error") else ""
             self.console.print(f"  [dim]{tokens.get('prompt_eval', 0)}+{completion} tok, {(ev.get('ms') or 0) / 1000:.1f} s{rate}[/]{note}")
             if ev.get("think") and not self.show_tokens:
                 self.console.print(_short(ev["think"], 300), style="dim", markup=False)
@@ -171,13 +180,13 @@ class LiveView:
         elif kind == "call":
             self.calls += 1
             args = json.dumps(ev.get("args"), ensure_ascii=False)
-            self.console.print(f"  [yellow]→ {ev.get('tool')}[/] {_short(args, 160)}", markup=True, highlight=False)
-            self.status.start(f"{ev.get('tool')}…")
+            self.console.print(f"  [yellow]→ {_safe(ev.get('tool'))}[/] {_safe(_short(args, 160))}", markup=True, highlight=False)
+            self.status.start(f"{clean(ev.get('tool'))}…")
         elif kind == "result":
             self.status.stop()
             mark = "[green]✓[/]" if ev.get("ok") else "[red]✗[/]"
             cached = " cached" if ev.get("cached") else ""
-            self.console.print(f"  {mark} {ev.get('tool')} [dim]{(ev.get('ms') or 0) / 1000:.1f} s{cached}[/] {digest(ev)}", highlight=False)
+            self.console.print(f"  {mark} {_safe(ev.get('tool'))} [dim]{(ev.get('ms') or 0) / 1000:.1f} s{cached}[/] {_safe(digest(ev))}", highlight=False)
             self.status.start(f"step {self.step}: reading the tool's result…")
         elif kind == "answer":
             self.status.stop()

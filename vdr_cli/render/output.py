@@ -17,6 +17,19 @@ from typing import Any
 from vdr_cli.trace.jsonl import JsonlWriter, PipeClosed
 
 
+# Text for people comes from web pages, models and files: on a terminal an escape
+# sequence in a page title or an answer could set the window title, clear the
+# screen or rewrite what is shown. Control characters (C0 but tab and newline,
+# DEL, C1) are dropped from everything written for people; JSONL records keep
+# their strings as they are (JSON escapes them).
+_CONTROLS = dict.fromkeys([*range(0, 9), *range(11, 32), *range(127, 160)])
+
+
+def clean(text: Any) -> str:
+    """`text` safe to show on a terminal: the one sanitiser for human-facing output."""
+    return str(text).translate(_CONTROLS)
+
+
 def _paint(text: str, code: str) -> str:
     if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb" or not sys.stderr.isatty():
         return text
@@ -42,7 +55,7 @@ def say(command: str, level: str, message: str) -> None:
         return
     color = {"error": "31;1", "warning": "33", "hint": "36", "info": "32"}.get(level, "0")
     prefix = f"vdr {command}: " if command else "vdr: "
-    first_line = " ".join(str(message).split("\n")[0].split()) if message else ""
+    first_line = " ".join(clean(message).split("\n")[0].split()) if message else ""
     try:
         sys.stderr.write(f"{prefix}{_paint(level + ':', color)} {first_line}\n")
         sys.stderr.flush()
@@ -67,9 +80,9 @@ def stdout_writer() -> JsonlWriter:
 
 
 def print_line(text: str) -> None:
-    """Plain text for people on stdout (terminal mode)."""
+    """Plain text for people on stdout (terminal mode), control characters dropped."""
     try:
-        sys.stdout.write(text + "\n")
+        sys.stdout.write(clean(text) + "\n")
         sys.stdout.flush()
     except BrokenPipeError as exc:
         raise PipeClosed() from exc

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vdr_cli.render.live import digest
+from vdr_cli.render.output import clean  # trace strings come from pages and models: the one sanitiser
 
 Event = dict[str, Any]
 
@@ -153,14 +154,6 @@ def step_meta(step: Event) -> list[str]:
 
 # --- text ---------------------------------------------------------------------
 
-# Trace strings come from web pages and models: on a terminal an escape
-# sequence in a page title could rewrite the screen or the window title.
-# Control characters (C0 but tab and newline, DEL, C1) are dropped.
-_CONTROLS = dict.fromkeys([*range(0, 9), *range(11, 32), *range(127, 160)])
-
-
-def clean(text: Any) -> str:
-    return str(text).translate(_CONTROLS)
 
 
 class _Style:
