@@ -401,3 +401,89 @@ def test_browse_titles_and_errors_drop_escape_sequences(web):
     for stream in (out, err):
         assert "\x1b]0;" not in stream and "\x1b[2J" not in stream and "\x07" not in stream
     assert "forty-two" in out
+
+
+# --- 4. SSRF: IANA's special-purpose registries, metadata, redirects and the cache ---------------------
+
+def _samples(net):
+    import ipaddress
+
+    first, last = int(net.network_address), int(net.broadcast_address)
+    return {ipaddress.ip_address(n).__class__(n) for n in (first, last, (first + last) // 2)}
+
+
+def _host(ip) -> str:
+    return f"[{ip}]" if ip.version == 6 else str(ip)
+
+
+def test_every_special_purpose_range_is_blocked_for_the_model():
+    from vdr_cli.net.errors import BlockedUrl
+    from vdr_cli.net.policy import UrlPolicy
+    from vdr_cli.net.special_ranges import SPECIAL_PURPOSE
+
+    agent = UrlPolicy(mode="agent")
+    checked = 0
+    for net, name in SPECIAL_PURPOSE:
+        for ip in _samples(net):
+            with pytest.raises(BlockedUrl):
+                agent.check(f"http://{_host(ip)}/x")
+            checked += 1
+    assert checked >= 3 * 30
+
+
+@pytest.mark.parametrize("host", ["192.0.0.192", "192.0.0.8", "192.0.0.9", "168.63.129.16", "[3fff::1]", "[5f00::1]",
+                                  "[64:ff9b:1::a00:1]", "192.31.196.1", "192.88.99.1", "[2620:4f:8000::1]"])
+def test_the_reported_edges_are_blocked(host):
+    from vdr_cli.net.errors import BlockedUrl
+    from vdr_cli.net.policy import UrlPolicy
+
+    with pytest.raises(BlockedUrl):
+        UrlPolicy(mode="agent").check(f"http://{host}/")
+
+
+def test_metadata_stays_blocked_with_allow_private_and_public_hosts_pass():
+    from vdr_cli.net.errors import BlockedUrl
+    from vdr_cli.net.policy import UrlPolicy
+
+    for host in ("168.63.129.16", "169.254.169.254", "[fd00:ec2::254]"):
+        with pytest.raises(BlockedUrl, match="metadata"):
+            UrlPolicy(mode="agent", allow_private=True).check(f"http://{host}/")
+    for host in ("8.8.8.8", "[2606:4700::1111]", "[2002:808:808::1]", "[64:ff9b::808:808]", "1.1.1.1"):
+        UrlPolicy(mode="agent").check(f"http://{host}/")
+
+
+def test_person_typed_redirect_into_metadata_space_is_refused(web):
+    r = run_vdr("browse", web.url("/redirect/to?url=http://169.254.169.254/latest/meta-data/"))
+    err = one_line_error(r)
+    assert r.returncode == 1 and "metadata" in err and "redirected from" in err
+
+
+def test_a_cached_page_that_ended_in_private_space_never_reaches_the_model(tmp_path):
+    import asyncio
+
+    from vdr_cli.cache import Cache
+    from vdr_cli.tools.browse import DEFAULT_MAX_CHARS, NAMESPACE, browse, normalise_url
+
+    cache = Cache(tmp_path / "c.db")
+    typed = "http://93.184.216.34/start"
+    page = {"type": "page", "url": typed, "final_url": "http://169.254.169.254/latest/meta-data/", "status": 200,
+            "title": "creds", "text": "AWS_SECRET=...", "links": [], "images": [], "meta": {}, "challenge": None,
+            "content_type": "text/plain", "redirects": [{"url": typed, "status": 302}], "truncated": False}
+    cache.put(NAMESPACE, {"url": normalise_url(typed), "max_chars": DEFAULT_MAX_CHARS}, page)
+    [ev] = asyncio.run(browse([typed], mode="agent", cache=cache))
+    assert ev["type"] == "error" and "169.254.169.254" in ev["message"]
+
+
+def test_a_redirect_out_of_the_public_web_is_not_cached(web, tmp_path):
+    import asyncio
+
+    from vdr_cli.cache import Cache
+    from vdr_cli.tools.browse import browse
+
+    cache = Cache(tmp_path / "c.db")
+    # typed: a loopback URL redirecting to another loopback page (the person's own reach)
+    url = web.url("/redirect/self-loopback")
+    [ev] = asyncio.run(browse([url], mode="user", cache=cache))
+    assert ev["type"] == "page" and ev["redirects"]
+    [again] = asyncio.run(browse([url], mode="user", cache=cache))
+    assert again["cached"] is False  # fetched again: never stored under the typed URL

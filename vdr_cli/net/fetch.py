@@ -34,6 +34,7 @@ from vdr_cli.net.errors import BlockedUrl, ConnectFailed, HttpStatusError, NetEr
 from vdr_cli.net.policy import UrlPolicy
 
 TEXT = frozenset({"html", "text", "json", "xml"})
+_HOP_POLICY = UrlPolicy(mode="agent", allow_private=True)  # what redirects of person-typed URLs may not reach
 WITH_IMAGES = TEXT | {"image"}
 REDIRECTS = {301, 302, 303, 307, 308}
 KEPT_HEADERS = ("content-type", "content-length", "content-encoding", "content-language", "last-modified",
@@ -145,6 +146,10 @@ async def _fetch(url: str, client: httpx.AsyncClient, policy: UrlPolicy, max_byt
                 raise RedirectError(f"{_short(url)}: more than {max_redirects} redirects", url=url)
             try:
                 nxt = policy.check(target)
+                if not policy.guarded:
+                    # A person typed the first URL, not where it redirects: a hop into
+                    # cloud-metadata space is refused even then.
+                    _HOP_POLICY.check(target)
             except BlockedUrl as exc:
                 raise BlockedUrl(f"{exc.message} (redirected from {_short(current)})", exc.hint, url=target) from None
             if nxt in seen:

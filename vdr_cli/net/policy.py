@@ -33,6 +33,7 @@ import httpcore
 import httpx
 
 from vdr_cli.net.errors import BlockedUrl
+from vdr_cli.net.special_ranges import METADATA_ADDRESSES, special_purpose
 
 Mode = Literal["user", "agent"]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -40,12 +41,6 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 SCHEMES = ("http", "https")
-METADATA_ADDRESSES = {
-    ipaddress.ip_address("169.254.169.254"),  # AWS, GCP, Azure, OpenStack, DigitalOcean...
-    ipaddress.ip_address("169.254.170.2"),  # AWS ECS task metadata
-    ipaddress.ip_address("100.100.100.200"),  # Alibaba Cloud
-    ipaddress.ip_address("fd00:ec2::254"),  # AWS over IPv6
-}
 METADATA_HOSTS = {"metadata.google.internal", "metadata.goog", "metadata", "instance-data", "instance-data.ec2.internal"}
 CGNAT = ipaddress.ip_network("100.64.0.0/10")
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -135,6 +130,9 @@ def classify(ip: IPAddress) -> tuple[str, bool] | None:
         return "a site-local address", True
     if not ip.is_global:
         return "not a globally routable address", True
+    entry = special_purpose(ip)  # what is_global misses (192.0.0.0/24, 3fff::/20, ...)
+    if entry is not None:
+        return f"a special-purpose address ({entry})", True
     return None
 
 

@@ -153,7 +153,10 @@ class _Reader:
         cached = self.cache.get(NAMESPACE, key) if self.cache is not None else None
         if isinstance(cached, dict) and cached.get("type") == "page":
             if policy.guarded:
-                await _recheck(url, policy)  # a page a person fetched must not reach the model past the policy
+                # A page a person fetched must not reach the model past the policy: the
+                # URL asked for, where it redirected, and where it ended up.
+                for seen in _visited(url, cached):
+                    await _recheck(seen, policy)
             return {**cached, "url": url, "goal": self.goal, "summary": None, "cached": True}
         result = await fetch(url, client=client, policy=policy, max_bytes=self.max_bytes, timeout=self.timeout,
                              retry=self.retry, limiter=self.limiter, raise_for_status=False)
@@ -164,7 +167,8 @@ class _Reader:
 
             cls = RateLimited if result.status == 429 else HttpStatusError
             raise cls(f"{result.final_url}: HTTP {result.status} {_phrase(result.status)}".rstrip(), url=url, status=result.status)
-        if self.cache is not None and not page.get("challenge") and page["text"].strip():
+        if self.cache is not None and not page.get("challenge") and page["text"].strip() \
+                and await _cacheable(url, page, policy):
             stored = {k: v for k, v in page.items() if k not in ("goal", "summary", "cached")}
             self.cache.put(NAMESPACE, key, stored)
         page["cached"] = False
@@ -227,6 +231,29 @@ def _to_page(url: str, result: Any, max_chars: int | None) -> Event:
         truncated=truncated, meta=fields["meta"], challenge=fields["challenge"],
         content_type=result.content_type, redirects=result.redirects,
     )
+
+
+def _visited(url: str, page: Event) -> list[str]:
+    hops = [h.get("url") for h in page.get("redirects") or [] if isinstance(h, dict)]
+    final = page.get("final_url")
+    return list(dict.fromkeys(u for u in [url, *hops, final] if isinstance(u, str) and u))
+
+
+async def _cacheable(url: str, page: Event, policy: Any) -> bool:
+    """A page whose redirects left the public web is not cached under the URL asked
+    for: the model may ask for that URL later, and must not get a private page."""
+    if policy.guarded or not page.get("redirects"):
+        return True
+    from vdr_cli.net.errors import BlockedUrl
+    from vdr_cli.net.policy import UrlPolicy
+
+    agent = UrlPolicy(mode="agent", allow_private=policy.allow_private)
+    try:
+        for seen in _visited(url, page)[1:]:
+            await _recheck(seen, agent)
+    except BlockedUrl:
+        return False
+    return True
 
 
 async def _recheck(url: str, policy: Any) -> None:
