@@ -13,18 +13,18 @@ pending and evaluated together with the next turn, saving a decode per turn.
 from __future__ import annotations
 
 import codecs
-import contextlib
 import os
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 from . import llama_mtmd as glue
 from .base import (IMAGE_MARKER, held_back, GenerationResult, ImageInput, ModelInfo, SamplingParams,
                    SessionStats, TokenCallback, Turn)
 from .chat_template import Parts, from_source, turn_content
+from .turn_tokens import turn_chunks
 from .errors import ContextFullError, ModelError, NoVisionError
 
 _GEN_RESERVE = 8  # room kept by append() so that an assistant turn can still start
@@ -285,7 +285,8 @@ class LlamaSession:
             raise NoVisionError(f"model {self.model_path.name} has no vision projector "
                                 "(give an mmproj file to use images)")
         lead = [self._vocab.bos] if seq.pos == 0 and not seq.pending and self._vocab.add_bos else []
-        with self._chunks([(text, True)] if isinstance(text, str) else text, images) as chunks:
+        with turn_chunks(self._vocab, self._proj, self.media_marker,
+                         [(text, True)] if isinstance(text, str) else text, images) as chunks:
             parts = chunks.chunks
             needed = len(lead) + sum(c.n_tokens if c.is_image else len(c.tokens) for c in parts)
             needed += len(extra)
@@ -309,37 +310,6 @@ class LlamaSession:
                 self._prompt_tokens += needed + n_pending
                 self._prompt_ms += (time.perf_counter() - t0) * 1000
             return needed + n_pending
-
-    @contextlib.contextmanager
-    def _chunks(self, parts: Parts, images: Sequence[ImageInput]) -> Iterator[glue.ChunkList]:
-        """Text and image chunks of a turn. Only framing parts may yield control
-        tokens: content (pages, results, files, the question) is tokenized with
-        special-token parsing off, so `<|im_end|><|im_start|>system` in a page is
-        text, as it is when an HTTP server gets it as message content. Each image
-        is tokenized on its own marker, so mtmd adds its own wrapper tokens."""
-        out: list[glue.Chunk] = []
-        lists: list[glue.ChunkList] = []
-        queue = list(images) if self._proj is not None else []
-        marker = self.media_marker
-        try:
-            for text, framing in parts:
-                pieces = text.split(marker) if queue else [text]
-                for k, piece in enumerate(pieces):
-                    if k:
-                        if queue:
-                            listed = self._proj.tokenize(marker, [queue.pop(0)])  # type: ignore[union-attr]
-                            lists.append(listed)
-                            out.extend(listed.chunks)
-                        else:  # more markers than images: the extra ones are text
-                            piece = marker + piece
-                    if piece:
-                        out.append(glue.Chunk(False, 0, 0, self._vocab.tokenize(piece, special=framing)))
-            if queue:
-                raise ModelError(f"turn has {len(images)} image(s) but fewer image markers")
-            yield glue.ChunkList(None, out)
-        finally:
-            for listed in lists:
-                listed.close()
 
     def _eval_parts(self, seq: _Seq, parts: list[glue.Chunk], todo: list[int],
                     extra: Sequence[int]) -> None:
