@@ -489,3 +489,53 @@ def test_a_redirect_out_of_the_public_web_is_not_cached(web, tmp_path):
     assert ev["type"] == "page" and ev["redirects"]
     [again] = asyncio.run(browse([url], mode="user", cache=cache))
     assert again["cached"] is False  # fetched again: never stored under the typed URL
+
+
+# --- 7, 8, 9. bounded tool calls --------------------------------------------------------------------
+
+@pytest.fixture
+def searx(web, monkeypatch):
+    def searxng(req):
+        q = req.query.get("q", "")
+        if q.startswith("stall"):
+            import time
+
+            time.sleep(3)
+        return {"query": q, "results": [{"url": web.url("/huge"), "title": f"hit {q}", "content": "x", "engine": "e"}]}
+
+    web.add_route("GET", "/sx/search", searxng)
+    web.add_route("GET", "/huge", lambda r: "<html><body>" + "<p>The tower is tall and made of iron. </p>" * 60_000 + "</body></html>")
+    monkeypatch.setenv("VDR_SEARCH_SEARXNG_URL", web.url("/sx"))
+    return web
+
+
+def toolbox(**over):
+    from vdr_cli.agent.toolbox import ToolSettings, WebToolbox
+
+    return WebToolbox([], ToolSettings(search_provider="searxng", use_cache=False, allow_private=True, **over))
+
+
+def test_search_runs_at_most_the_capped_number_of_queries_and_says_so(searx):
+    import asyncio
+
+    out = asyncio.run(toolbox().call("search", {"query": [f"q{i}" for i in range(1000)]}))
+    assert sum(v for k, v in searx.hits.items() if k.startswith("/sx/search")) == 10
+    assert "Only the first 10 queries were run; 990 more were dropped." in out.content
+    assert len(out.content) < 20_000
+
+
+def test_visit_keeps_browse_max_chars(searx):
+    import asyncio
+
+    out = asyncio.run(toolbox().call("visit", {"url": [searx.url("/huge")], "goal": "iron tower"}))
+    [page] = [d for d in out.data if d.get("type") == "page"]
+    assert page["truncated"] and len(page["text"]) <= 120_000
+    assert len(out.content) < 20_000
+
+
+def test_a_stalled_provider_costs_one_deadline_not_one_per_try(searx):
+    import asyncio
+
+    out = asyncio.run(toolbox(deadline=1.0).call("search", {"query": ["stall"]}))
+    assert not out.ok and "timed out" in out.error
+    assert sum(v for k, v in searx.hits.items() if k.startswith("/sx/search")) == 1  # no second try within the call

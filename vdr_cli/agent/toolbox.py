@@ -62,9 +62,17 @@ class ToolSettings:
     hits_to_read: int = 3  # reverse-search hits whose pages are read (the reference keeps 3)
     max_urls: int = 5  # URLs per visit call, as the reference
     max_boxes: int = 0  # boxes per crop_and_search call (0: all, as the reference)
+    max_queries: int = 10  # queries per search call: each is a provider request (billed, with a key)
+    deadline: float | None = None  # seconds one search call may take, every try included; None: net.timeout
     python_limits: Any = None  # tools.sandbox.Limits; None: its defaults (the reference's 50 s)
 
     def __post_init__(self) -> None:
+        from vdr_cli import config
+
+        if self.max_chars is None:  # pages are cut where `vdr browse` cuts them (the reference: 120,000)
+            self.max_chars = int(config.current().get("browse.max_chars"))
+        if self.deadline is None:
+            self.deadline = float(config.current().get("net.timeout"))
         if self.python_limits is None:
             from vdr_cli.tools.sandbox import Limits
 
@@ -117,12 +125,23 @@ class WebToolbox:
         if not queries:
             return ToolOutcome("[Search] Invalid request format: Input must be a JSON object containing 'query' field",
                                ok=False, error="no query")
-        results = await run_queries(queries, provider=self.settings.search_provider, n=self.settings.results,
-                                    cache=None if self.settings.use_cache else False)
+        dropped = max(0, len(queries) - self.settings.max_queries)
+        queries = queries[: self.settings.max_queries]
+        try:
+            # One deadline for the call: a stalled provider costs it once, not once per try.
+            results = await asyncio.wait_for(
+                run_queries(queries, provider=self.settings.search_provider, n=self.settings.results,
+                            cache=None if self.settings.use_cache else False), self.settings.deadline)
+        except asyncio.TimeoutError:
+            message = f"search timed out after {self.settings.deadline:g} s"
+            return ToolOutcome(f"[Search] {message}; try again or use fewer queries", ok=False, error=message)
         data = [ev for r in results for ev in r.events()]
         shown = [(r.where, [h.to_event() for h in r.hits] if r.ok else search_error(r.where, r.error)) for r in results]
         errors = [str(r.error) for r in results if not r.ok]
-        return ToolOutcome(format_search(shown), ok=any(r.ok for r in results), data=data, error="; ".join(errors) or None,
+        content = format_search(shown)
+        if dropped:
+            content += f"\n\n[Search] Only the first {self.settings.max_queries} queries were run; {dropped} more were dropped."
+        return ToolOutcome(content, ok=any(r.ok for r in results), data=data, error="; ".join(errors) or None,
                            cached=all(getattr(r, "cached", False) for r in results))
 
     # --- visit -----------------------------------------------------------------
