@@ -539,3 +539,31 @@ def test_a_stalled_provider_costs_one_deadline_not_one_per_try(searx):
     out = asyncio.run(toolbox(deadline=1.0).call("search", {"query": ["stall"]}))
     assert not out.ok and "timed out" in out.error
     assert sum(v for k, v in searx.hits.items() if k.startswith("/sx/search")) == 1  # no second try within the call
+
+
+# --- 6. deeply nested HTML is bounded before parsing ------------------------------------------------
+
+def test_deep_nesting_is_cut_before_parsing_and_the_rest_is_read():
+    from vdr_cli.tools.extract import extract
+    from vdr_cli.tools.html_bounds import MAX_DEPTH
+
+    n = 80_000
+    page = "<html><body><p>The tower was built in 1889.</p>" + "<div>" * n + "deep" + "</div>" * n + "</body></html>"
+    ex = extract(page)
+    assert "built in 1889" in ex.text and ex.truncated
+    # The cut is structural (depth), not a timing: the parser only ever sees MAX_DEPTH levels.
+    from vdr_cli.tools.html_bounds import bound_nesting
+
+    bounded, cut = bound_nesting(page)
+    assert cut and bounded.count("<div>") == MAX_DEPTH - 2  # <html> and <body> are two of the levels
+    normal = "<html><body>" + "<div><p>x</p>" * 100 + "</div>" * 100 + "<p>" * 5000 + "</body></html>"
+    assert bound_nesting(normal) == (normal, False)  # real pages (unclosed <p>s included) are untouched
+
+
+def test_browse_of_a_nested_page_finishes_and_the_session_goes_on(web, tmp_path):
+    n = 200_000
+    web.add_route("GET", "/nested", lambda r: "<html><body><p>Readable lead.</p>" + "<div>" * n + "</div>" * n + "</body></html>")
+    r = run_vdr("browse", web.url("/nested"), "--json", timeout=60)
+    assert r.returncode == 0, r.stderr.decode()
+    ev = json.loads(r.stdout.decode().splitlines()[0])
+    assert ev["type"] == "page" and "Readable lead." in ev["text"] and ev["truncated"]

@@ -160,7 +160,13 @@ class _Reader:
             return {**cached, "url": url, "goal": self.goal, "summary": None, "cached": True}
         result = await fetch(url, client=client, policy=policy, max_bytes=self.max_bytes, timeout=self.timeout,
                              retry=self.retry, limiter=self.limiter, raise_for_status=False)
-        page = _to_page(url, result, self.max_chars)
+        # Off the event loop, under a deadline: other URLs, --max-time and Ctrl-C go on
+        # while a big page is extracted (html_bounds keeps each extraction short).
+        deadline = self.timeout or 20.0
+        try:
+            page = await asyncio.wait_for(asyncio.to_thread(_to_page, url, result, self.max_chars), deadline)
+        except asyncio.TimeoutError:
+            raise VdrError(f"{url}: extracting the page took longer than {deadline:g} s") from None
         page["goal"] = self.goal
         if result.status >= 400 and not page.get("challenge"):
             from vdr_cli.net.errors import HttpStatusError, RateLimited

@@ -19,6 +19,8 @@ from typing import Any
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
+from vdr_cli.tools.html_bounds import bound_nesting
+
 from vdr_cli.net.charset import sniff_encoding
 
 from .extract_meta import absolute, detect_challenge, page_meta
@@ -304,6 +306,7 @@ def extract(html: str | bytes, url: str | None = None, max_chars: int | None = N
     html = _to_parser_input(html or "")
     if not html or not html.strip():
         return Extracted()
+    html, too_deep = bound_nesting(html)  # parse time grows with the square of the depth
     tree = LexborHTMLParser(html)
     base = _base_url(tree, url)
     title, meta = page_meta(tree, base)  # first: it reads JSON-LD scripts, stripped next
@@ -325,4 +328,5 @@ def extract(html: str | bytes, url: str | None = None, max_chars: int | None = N
     if max_chars is not None and len(out.text) > max_chars:
         out.text = _truncate(out.text, max_chars)
         out.truncated = True
+    out.truncated = out.truncated or too_deep
     return out
