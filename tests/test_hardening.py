@@ -567,3 +567,40 @@ def test_browse_of_a_nested_page_finishes_and_the_session_goes_on(web, tmp_path)
     assert r.returncode == 0, r.stderr.decode()
     ev = json.loads(r.stdout.decode().splitlines()[0])
     assert ev["type"] == "page" and "Readable lead." in ev["text"] and ev["truncated"]
+
+
+# --- 10. decoders: the formats people use, nothing else; bounded output -------------------------------
+
+def _image_file(tmp_path, fmt: str, size=(64, 48), ext=None) -> Path:
+    from PIL import Image
+
+    path = tmp_path / f"img.{ext or fmt.lower()}"
+    Image.new("RGB", size, (200, 30, 30)).save(path, fmt)
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"])
+def test_crop_accepts_the_formats_people_use(tmp_path, fmt):
+    r = run_vdr("crop", str(_image_file(tmp_path, fmt)), "--box", "0,0,32,24", "--out", str(tmp_path / "out"), "--json")
+    assert r.returncode == 0, r.stderr.decode()
+    assert json.loads(r.stdout.decode().splitlines()[0])["type"] == "crop"
+
+
+def test_crop_refuses_icns_with_a_clear_error(tmp_path):
+    icns = _image_file(tmp_path, "ICNS", size=(256, 256))
+    r = run_vdr("crop", str(icns), "--box", "0,0,10,10", "--out", str(tmp_path / "out"))
+    err = one_line_error(r)
+    assert r.returncode == 1 and "image format ICNS is not accepted" in err, err
+
+
+def test_crop_output_size_is_capped(tmp_path):
+    from vdr_cli.tools.crop import MAX_OUTPUT_SIDE
+
+    src = _image_file(tmp_path, "PNG", size=(400, 300))
+    r = run_vdr("crop", str(src), "--box", "0,0,100,100", "--min-side", "60000", "--out", str(tmp_path / "out"))
+    assert r.returncode == 2 and "--min-side" in one_line_error(r)
+    # A thin box enlarged for its short side stops at the cap on its long side.
+    r = run_vdr("crop", str(src), "--box", "0,0,400,2", "--min-side", str(MAX_OUTPUT_SIDE), "--out", str(tmp_path / "out"), "--json")
+    assert r.returncode == 0, r.stderr.decode()
+    ev = json.loads(r.stdout.decode().splitlines()[0])
+    assert max(ev["width"], ev["height"]) <= MAX_OUTPUT_SIDE

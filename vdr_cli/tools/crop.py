@@ -25,6 +25,7 @@ UNITS = ("px", "1000", "frac")
 FORMATS = {"png": ("PNG", "png"), "jpeg": ("JPEG", "jpg"), "jpg": ("JPEG", "jpg"), "webp": ("WEBP", "webp")}
 
 Box = tuple[float, float, float, float]
+MAX_OUTPUT_SIDE = 16_384  # the longest side a crop is written at (WebP's own limit is 16,383)
 
 
 class BoxError(InputError):
@@ -54,6 +55,8 @@ class CropOptions:
             raise UsageError("quality must be between 1 and 100")
         if self.min_side < 0 or self.max_side < 0:
             raise UsageError("--min-side and --max-side must be >= 0")
+        if max(self.min_side, self.max_side) > MAX_OUTPUT_SIDE:
+            raise UsageError(f"--min-side and --max-side must be at most {MAX_OUTPUT_SIDE} pixels")
 
 
 @dataclass
@@ -142,6 +145,8 @@ def output_size(region: Region, opts: CropOptions) -> tuple[int, int]:
         factor = opts.min_side / min(w, h)
     if opts.max_side and max(w, h) * factor > opts.max_side:
         factor = opts.max_side / max(w, h)
+    if max(w, h) * factor > MAX_OUTPUT_SIDE:  # a thin box enlarged for its short side: memory, not detail
+        factor = MAX_OUTPUT_SIDE / max(w, h)
     return max(1, round(w * factor)), max(1, round(h * factor))
 
 

@@ -67,6 +67,30 @@ def read_bytes(path: str) -> bytes:
     return data
 
 
+ACCEPTED = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")  # JPEG's opener also reads cameras' MPO files
+OPTIONAL = ("HEIF", "AVIF")  # accepted where Pillow (or pillow-heif / pillow-avif) provides them
+
+
+def accepted_formats() -> list[str]:
+    from PIL import Image
+
+    Image.init()
+    return [f for f in ACCEPTED + OPTIONAL if f in Image.OPEN]
+
+
+def _refusal(data: bytes) -> str:
+    """Why bytes that no accepted decoder claims are refused, naming the format if Pillow knows it."""
+    from PIL import Image
+
+    for fmt, (factory, accept) in Image.OPEN.items():  # header checks only: nothing is decoded
+        try:
+            if fmt not in ACCEPTED + OPTIONAL and accept is not None and accept(data[:64]):
+                return f"image format {fmt} is not accepted"
+        except Exception:
+            continue
+    return "not an image (or a format vdr does not read)"
+
+
 def open_source(data: bytes, name: str, max_pixels: int) -> Source:
     """Identify an image from its bytes without decoding the pixels.
 
@@ -81,9 +105,12 @@ def open_source(data: bytes, name: str, max_pixels: int) -> Source:
     if not data:
         raise InputError(f"{name}: empty file, not an image")
     try:
-        img = Image.open(io.BytesIO(data))
+        # Only the formats people use are parsed at all: Pillow's other decoders
+        # (ICNS, FITS, PSD, ...) are attack surface, and some decode far past
+        # what their header declares (a 240 KB ICNS took 6.3 GB).
+        img = Image.open(io.BytesIO(data), formats=accepted_formats())
     except UnidentifiedImageError:
-        raise InputError(f"{name}: not an image (or a format Pillow cannot read)") from None
+        raise InputError(f"{name}: {_refusal(data)}", hint=f"accepted: {', '.join(accepted_formats())}") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise InputError(f"{name}: unreadable image ({exc})") from None
     w, h = img.size
