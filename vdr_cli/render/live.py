@@ -50,8 +50,11 @@ class _Elapsed:
         self.label = label
         self.t0 = time.perf_counter()
 
-    def __rich__(self) -> str:
-        return f"{self.label} {time.perf_counter() - self.t0:.1f} s"
+    def __rich__(self) -> Any:
+        from rich.text import Text
+
+        # Text, not a str: a str would be read as markup, and labels hold tool names the model chose.
+        return Text(f"{self.label} {time.perf_counter() - self.t0:.1f} s")
 
 
 class Status:
