@@ -42,18 +42,18 @@ def loads_lenient(text: str) -> Any:
         text = fenced.group(1)
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON, an over-long integer, nested too deep
         pass
     repaired = _BARE_KEY.sub(r'\1"\2"\3', _TRAILING_COMMA.sub(r"\1", text))
     try:
         return json.loads(repaired)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         pass
     # Single quotes and Python literals: let Python's own parser read it.
     pythonic = re.sub(r"\btrue\b", "True", re.sub(r"\bfalse\b", "False", re.sub(r"\bnull\b", "None", text)))
     try:
         value = ast.literal_eval(pythonic)
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):  # TypeError: {[1]: 2}
         raise ValueError("not valid JSON") from None
     return value
 

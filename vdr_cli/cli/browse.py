@@ -22,10 +22,10 @@ URLs you type (arguments, plain lines) may reach any host. URLs in JSONL
 records came from another program or from web content, so they are treated
 like the model's choices: private, loopback and link-local addresses are
 refused unless --allow-private (or net.allow_private) says otherwise.
-Plain lines count as typed, whatever wrote them: `vdr search … | jq -r .url
-| vdr browse -` gives web-chosen URLs your reach; pipe the hit records
-instead (`vdr search … | vdr browse -`) to keep the model's rules. Redirects
-into cloud-metadata space are refused even for typed URLs, and a page whose
+Plain lines count as typed, whatever wrote them: `jq -r .url` between
+`vdr search` and `vdr browse -` gives web-chosen URLs your reach; pipe
+the hit records themselves to keep the model's rules. Redirects into
+cloud-metadata space are refused even for typed URLs, and a page whose
 redirects left the public web is not cached under the URL asked for.
 
 Each page is capped in size and time (net.max_bytes, net.timeout), only

@@ -206,10 +206,11 @@ class UrlPolicy:
             try:
                 parts = urlsplit(url)
                 ip = parse_ipv4(parts.hostname or "")
+                port = parts.port  # raises on "http://0.0.0.0:x/" (found by the reliability fuzzing)
             except ValueError:
                 ip = None
             if ip is not None:
-                netloc = str(ip) + (f":{parts.port}" if parts.port else "")
+                netloc = str(ip) + (f":{port}" if port else "")
                 if parts.username or parts.password:
                     netloc = parts.netloc.rsplit("@", 1)[0] + "@" + netloc
                 try:
