@@ -47,6 +47,8 @@ DEFECTS = [
     ("12", "deeply nested JSON / 4,300-digit integers in the JSONL reader", "test_hardening.py::test_deeply_nested_json_is_a_line_error"),
     ("12", "replay with a malformed header's images: internal error", "test_hardening.py::test_replay_with_images_not_a_list_is_one_line"),
     ("12", "<tool_call>{[1]: 2}</tool_call>, deep or huge JSON in a call: TypeError/RecursionError ended the session", "test_reliability.py::test_fuzzing_lets_only_documented_exceptions_escape"),
+    ("12", "a corrupt cache database broke `vdr cache stats` and `vdr cache clear`", "test_hardening.py::test_a_corrupt_cache_database_is_reported_and_cleared"),
+    ("12", "model add --chat-template @missing: internal error", "test_hardening.py::test_model_add_with_a_missing_template_file_is_one_line"),
     ("13", "nonsense flags, variables and config values accepted", "test_hardening.py::test_ask_refuses_nonsense_flags"),
     ("14", "replay --check --allow-incomplete rejected a torn last line", "test_hardening.py::test_replay_check_allows_a_torn_last_line"),
     ("fuzz", "UrlPolicy.check('http://0.0.0.0:x/'): ValueError escaped (found by fuzzing)", "test_reliability.py::test_fuzzing_lets_only_documented_exceptions_escape"),

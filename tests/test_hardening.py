@@ -604,3 +604,32 @@ def test_crop_output_size_is_capped(tmp_path):
     assert r.returncode == 0, r.stderr.decode()
     ev = json.loads(r.stdout.decode().splitlines()[0])
     assert max(ev["width"], ev["height"]) <= MAX_OUTPUT_SIDE
+
+
+# --- 12. the commands that fix things work on broken things ------------------------------------------
+
+def test_a_corrupt_cache_database_is_reported_and_cleared(vdr_home):
+    from vdr_cli.cache import default_path
+
+    assert run_vdr("cache", "stats").returncode == 0
+    db = default_path()
+    db.write_bytes(os.urandom(4096))
+    r = run_vdr("cache", "stats")
+    assert r.returncode == 1 and "cannot be read" in one_line_error(r) and "vdr cache clear" in r.stderr.decode()
+    r = run_vdr("cache", "clear")
+    assert r.returncode == 0 and "removed the unreadable cache database" in one_line_error(r)
+    assert run_vdr("cache", "stats").returncode == 0
+
+
+def test_model_add_with_a_missing_template_file_is_one_line(tmp_path):
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    r = run_vdr("model", "add", "x", "--gguf", str(gguf), "--chat-template", "@missing.jinja")
+    assert r.returncode == 1 and "cannot read missing.jinja" in one_line_error(r)
+
+
+def test_model_info_of_a_corrupt_gguf_is_one_line(tmp_path):
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF\x03\x00\x00\x00garbage")
+    r = run_vdr("model", "info", str(bad))
+    assert r.returncode == 1 and "corrupt GGUF" in one_line_error(r)

@@ -158,12 +158,27 @@ class Cache:
         return True
 
     def clear(self, namespace: str | None = None) -> int:
-        """Remove every entry (or one namespace's); returns how many went."""
-        conn = self._conn()
-        if namespace is None:
-            n = conn.execute("DELETE FROM entries").rowcount
-        else:
-            n = conn.execute("DELETE FROM entries WHERE namespace = ?", (namespace,)).rowcount
+        """Remove every entry (or one namespace's); returns how many went.
+
+        A corrupt database file is removed whole when everything is cleared: this is
+        the command people run to fix it (`removed_corrupt` says it happened)."""
+        self.removed_corrupt = False
+        try:
+            conn = self._conn()
+            if namespace is None:
+                n = conn.execute("DELETE FROM entries").rowcount
+            else:
+                n = conn.execute("DELETE FROM entries WHERE namespace = ?", (namespace,)).rowcount
+        except sqlite3.DatabaseError as exc:
+            if namespace is not None or isinstance(exc, sqlite3.OperationalError):
+                raise self._corrupt(exc) from None
+            self.close()
+            for p in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
+                p.unlink(missing_ok=True)
+            with _setup_lock:
+                _ready.discard(str(self.path))
+            self.removed_corrupt = True
+            return 0
         try:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             if namespace is None:
@@ -172,14 +187,23 @@ class Cache:
             pass  # another process is reading: the space comes back later
         return max(n, 0)
 
+    def _corrupt(self, exc: Exception) -> Exception:
+        from vdr_cli.errors import InputError
+
+        return InputError(f"{self.path}: the cache database cannot be read ({exc})",
+                          hint="`vdr cache clear` removes it (the cache fills again as you go)")
+
     def stats(self) -> dict[str, Any]:
         """entries, bytes (values), file_bytes (db and WAL), per-namespace counts, this process's hits/misses."""
         now = time.time()
-        conn = self._conn()
-        rows = conn.execute(
-            "SELECT namespace, COUNT(*), COALESCE(SUM(size), 0), SUM(expires <= ?) FROM entries GROUP BY namespace ORDER BY namespace",
-            (now,),
-        ).fetchall()
+        try:
+            conn = self._conn()
+            rows = conn.execute(
+                "SELECT namespace, COUNT(*), COALESCE(SUM(size), 0), SUM(expires <= ?) FROM entries GROUP BY namespace ORDER BY namespace",
+                (now,),
+            ).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise self._corrupt(exc) from None
         file_bytes = sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
         with _counts_lock:
             counts = dict(_counts)

@@ -59,5 +59,9 @@ def clear_command(
     from vdr_cli.cache import Cache
     from vdr_cli.render.output import say
 
-    n = Cache().clear(namespace)
+    cache = Cache()
+    n = cache.clear(namespace)
+    if cache.removed_corrupt:
+        say("cache", "info", f"removed the unreadable cache database {cache.path}")
+        return
     say("cache", "info", f"removed {n} entr{'y' if n == 1 else 'ies'}")

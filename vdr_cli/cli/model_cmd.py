@@ -90,7 +90,13 @@ def add_command(
 
     template = chat_template
     if template and template.startswith("@"):
-        template = Path(template[1:]).read_text("utf-8")
+        try:
+            template = Path(template[1:]).read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            from vdr_cli.errors import InputError
+
+            raise InputError(f"--chat-template {chat_template}: cannot read {template[1:]} "
+                             f"({getattr(exc, 'strerror', None) or exc})") from None
     entry = ModelEntry(name=name, gguf=str(gguf.expanduser().resolve()), mmproj=str(mmproj.expanduser().resolve()) if mmproj else None,
                        ctx=ctx, chat_template=template, source="add")
     Registry().add(entry, replace=replace)
