@@ -11,7 +11,9 @@ import pytest
 
 pytest.importorskip("llama_cpp")
 
+from test_fold import site  # noqa: E402,F401  (fixture)
 from test_llama_session import GREEDY, KINDS, SYSTEM, image, make, max_diff, paths  # noqa: E402,F401
+from tests.web import web  # noqa: E402,F401  (fixture)
 
 from vdr_cli.models.base import SamplingParams, Turn  # noqa: E402
 from vdr_cli.models.errors import ModelError  # noqa: E402
@@ -87,3 +89,60 @@ def test_kv_cache_types_and_their_bytes_per_token_agree_with_the_header(paths, k
     measured = (b[1] - a[1]) / (b[0] - a[0])
     # llama.cpp's saved state adds a few bytes of cell metadata (position, sequence) per token
     assert 0 <= measured - kv_bytes_per_token(read_metadata(paths["smollm2"]), kv_type) <= 16
+
+
+class Forced:
+    """The real engine with scripted assistant turns evaluated as if generated (teacher forcing)."""
+
+    def __init__(self, inner, turns) -> None:
+        self.inner, self.turns = inner, list(turns)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    @property
+    def n_tokens(self) -> int:
+        return self.inner.n_tokens
+
+    @property
+    def n_ctx(self) -> int:
+        return self.inner.n_ctx
+
+    def generate(self, params, stop=(), grammar=None, on_token=None, cancel=None):
+        from vdr_cli.models.base import GenerationResult
+
+        text = self.turns.pop(0)
+        self.inner.append(Turn("assistant", text))
+        hit = next((s for s in stop if s in text), None)
+        return GenerationResult(text[:text.index(hit)] if hit else text, (), "stop", 0, 0, 0.0, stop=hit)
+
+
+def test_a_folded_session_on_the_engine_equals_a_fresh_evaluation_of_its_trace(paths, site, tmp_path) -> None:
+    """Qwen3-VL (M-RoPE) with an image in the first turn, 6 visits of real pages through a
+    3072-token window: folds happen, the image is encoded once, and the context after the
+    session has the logits of a fresh evaluation of what the trace says the model saw."""
+    from test_fold import ANSWER, image as session_image, toolbox, visits
+
+    from vdr_cli.agent.fold import FoldPolicy, rebuild
+    from vdr_cli.agent.loop import LoopConfig
+    from vdr_cli.agent.session import SessionSpec, read_trace, run_session
+    from vdr_cli.models.llama_session import LlamaSession
+
+    img = session_image(tmp_path)
+    spec = SessionSpec(question="Who built this tower?", images=[img], tools=["search", "visit", "crop_and_search"])
+    cfg = LoopConfig(max_steps=20, sampling=SamplingParams(max_tokens=128), answer_reserve=128,
+                     tools=("search", "visit", "crop_and_search"), fold=FoldPolicy("keep-last", keep=1))
+    events: list[dict] = []
+    with LlamaSession(paths["qwen3vl"], paths["qwen3vl_mmproj"], n_ctx=3072, n_threads=2) as inner:
+        outcome = run_session(spec, Forced(inner, visits(site, 6) + [ANSWER]), toolbox([img]), events.append, cfg)
+        assert outcome.reason == "answer" and outcome.stats["calls"] == 6
+        assert outcome.stats["folds"] >= 1 and inner.stats.images_encoded == 1
+        live = inner.next_logits()
+        live_pos = (inner.n_tokens, inner.n_pos)
+    rec = read_trace(events)
+    with LlamaSession(paths["qwen3vl"], paths["qwen3vl_mmproj"], n_ctx=3072, n_threads=2) as fresh:
+        fresh.start(spec.system_prompt(), spec.first_turn())
+        for entry in rebuild(rec.steps, rec.folds):
+            fresh.append(entry.turn())
+        assert (fresh.n_tokens, fresh.n_pos) == live_pos
+        assert max_diff(fresh.next_logits(), live) < 1e-4
