@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Callable
 
+from vdr_cli.agent.shard import parse_shard
 from vdr_cli.errors import ExitStatus, InputError, UsageError, VdrError
 from vdr_cli.trace.events import Event, event
 
@@ -94,6 +95,9 @@ def run_batch(req: Any) -> int:
     from vdr_cli.render.output import json_mode
 
     items = read_items(req.batch)
+    shard = parse_shard(getattr(req, "shard", None))
+    if shard is not None:
+        items = shard.take(items)
     writer = stdout_writer() if json_mode(req.json_out) else None  # a terminal gets a line per item, as eval prints
     progress = ProgressBar(len(items), "batch")
     results: list[str] = []

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from vdr_cli.agent.eval_data import EvalItem, load_dataset
+from vdr_cli.agent.shard import parse_shard
 from vdr_cli.errors import UsageError
 
 JUDGE_SYSTEM = "You are a helpful assistant."
@@ -225,6 +226,9 @@ def run_eval(req: EvalRequest, on_result: Callable[[dict[str, Any]], None]) -> E
     if out.exists() and not out.is_dir():
         raise UsageError(f"-o {out}: not a folder")
     items = load_dataset(req.dataset, out / "images")[: req.limit]
+    shard = parse_shard(getattr(req.ask, "shard", None))
+    if shard is not None:
+        items = shard.take(items)
     judge = Judge(judge_spec_text(req.judge, req.ask), req.ask, req.judge_max_tokens)  # a bad spec fails first
     if judge.spec is None:
         say("eval", "warning", EXACT_NOTE)
@@ -284,6 +288,7 @@ def compute_metrics(items: list[EvalItem], records: dict[str, dict[str, Any]], r
     judge = judge_spec_text(req.judge, req.ask)
     return {**metrics_of(items, records, req.group_by), "wall_s": round(wall_s, 2), "model": req.ask.model,
             "judge": judge, "dataset": str(req.dataset),
+            **({"shard": str(parse_shard(req.ask.shard))} if getattr(req.ask, "shard", None) else {}),
             **({"judge_note": EXACT_NOTE} if judge.strip().lower() in (*EXACT, "") else {})}
 
 

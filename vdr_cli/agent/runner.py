@@ -45,6 +45,7 @@ class AskRequest:
     resume: Path | None = None
     batch: Path | None = None
     parallel: int = 1
+    shard: str | None = None  # "I/N": this machine's slice of a --batch or an eval (agent/shard.py)
     verbose: bool = False
     python: bool | None = None  # PythonInterpreter: None = when a sandbox is available
     fold: str = "keep-last:3"  # context folding (agent/fold.py): keep-last:K, summarise or off

@@ -38,6 +38,10 @@ same DIR skips judged items and judges items whose trace already ended with
 an answer without running them again; items that errored run again. Ctrl-C
 keeps what is done.
 
+More than one machine: --shard I/N runs every N-th item from the I-th
+(each machine with its own -o DIR); vdr eval --merge DIR... -o ALL folds
+their results into one folder with the metrics of the whole set (idempotent).
+
 Exit status: 0 every item ran and was judged (right or wrong), 3 some items
 errored, 1 none could run, 2 usage, 130 interrupted.
 """
@@ -50,12 +54,14 @@ def register(app: typer.Typer) -> None:
 
 @reports("eval")
 def eval_command(
-    dataset: Path = typer.Argument(..., metavar="SET", help="Benchmark set: .jsonl, .parquet (with pyarrow), or a folder of them.", show_default=False),
+    dataset: List[Path] = typer.Argument(..., metavar="SET | DIR...", help="Benchmark set: .jsonl, .parquet (with pyarrow), or a folder of them; with --merge, the output folders of shards.", show_default=False),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Folder for traces, results.jsonl and metrics.json (required; re-use it to resume)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", autocompletion=complete.model_names, help="The agent's model: registered name, .gguf path, openai:MODEL@URL or scripted:TRACE [config model.default]."),
     judge: Optional[str] = typer.Option(None, "--judge", help="Judge model spec (as --model; default: the --model itself), or exact for normalised exact match (not the paper's metric).", show_default=False),
     judge_max_tokens: int = typer.Option(1024, "--judge-max-tokens", help="Longest judge reply, in tokens (the reference uses 1024)."),
     group_by: Optional[List[str]] = typer.Option(None, "--group-by", "-g", help="Also report accuracy per value of this item field (repeatable; domain always)."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="Run only slice I of N (every N-th item from the I-th; 1-based), e.g. 2/4 on the second of four machines; combine the folders with --merge.", show_default=False),
+    merge: bool = typer.Option(False, "--merge", help="Combine the output folders of shards (the arguments) into -o DIR: results.jsonl and the metrics of the whole set."),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Only the first N items of the set."),
     parallel: int = typer.Option(1, "--parallel", "-P", help="Sessions at once (openai: models; in-process models run one at a time)."),
     mmproj: Optional[str] = typer.Option(None, "--mmproj", help="Vision projector GGUF for a .gguf --model."),
@@ -82,13 +88,19 @@ def eval_command(
 
     if output is None:
         raise UsageError("vdr eval needs -o DIR for traces and results", hint="vdr eval SET -o runs/NAME")
+    if merge:
+        return _merge(dataset, output, list(group_by or []), shard)
+    if len(dataset) != 1:
+        raise UsageError("vdr eval takes one SET (several folders only with --merge)",
+                         hint="vdr eval --merge runs/s1 runs/s2 -o runs/all")
+    dataset_path = dataset[0]
     if judge_max_tokens < 1:
         raise UsageError("--judge-max-tokens must be at least 1")
     ask = AskRequest(model=model, mmproj=mmproj, max_steps=max_steps, max_time=max_time, ctx=ctx, grammar=grammar,
                      temperature=temperature, top_p=top_p, seed=seed, max_tokens=max_tokens, summaries=summaries,
                      search_provider=search_provider, image_provider=image_provider, allow_private=allow_private,
-                     no_cache=no_cache, parallel=parallel, verbose=verbose)
-    req = EvalRequest(dataset=dataset, out_dir=output, ask=ask, judge=judge, judge_max_tokens=judge_max_tokens,
+                     no_cache=no_cache, parallel=parallel, shard=shard, verbose=verbose)
+    req = EvalRequest(dataset=dataset_path, out_dir=output, ask=ask, judge=judge, judge_max_tokens=judge_max_tokens,
                       group_by=list(group_by or []), limit=limit)
     show = _result_printer(json_mode(json_out))
     try:
@@ -99,6 +111,17 @@ def eval_command(
     print_report(outcome.metrics)
     errored = sum(1 for it in outcome.items if not (outcome.records.get(it.id) or {}).get("judge"))
     return ExitStatus.for_outcome(len(outcome.items) - errored, errored)
+
+
+def _merge(folders: List[Path], output: Path, group_by: List[str], shard: Optional[str]) -> int:
+    from vdr_cli.agent.shard import merge
+    from vdr_cli.errors import ExitStatus, UsageError
+
+    if shard:
+        raise UsageError("--merge combines shards; it takes no --shard")
+    metrics = merge(folders, output, group_by)
+    print_report(metrics)
+    return ExitStatus.for_outcome(metrics["ran"], metrics["ran"] - metrics["judged"])
 
 
 def _result_printer(as_json: bool):
