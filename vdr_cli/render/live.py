@@ -119,6 +119,8 @@ class LiveView:
         self.t_first = 0.0
         self.t0 = time.perf_counter()
         self.steps = self.calls = self.tokens = 0
+        self.tool_s = 0.0  # tool time as seen here: a call Ctrl-C cut short counts too
+        self.t_call: float | None = None
 
     # --- the phases without events ------------------------------------------------------
 
@@ -130,7 +132,7 @@ class LiveView:
             yield
         finally:
             self.status.stop()
-        self.console.print(f"[dim]loaded {what} in {time.perf_counter() - t0:.1f} s[/]", highlight=False)
+        self.console.print(f"[dim]loaded {_safe(what)} in {time.perf_counter() - t0:.1f} s[/]", highlight=False)
 
     def _next_step(self, n: int, note: str) -> None:
         self.step = n
@@ -174,7 +176,7 @@ class LiveView:
             self.steps += 1
             self.tokens += completion
             gen_s = time.perf_counter() - self.t_first
-            rate = f", {completion / gen_s:.1f} tok/s" if completion and gen_s > 0 else ""
+            rate = f", {completion / gen_s:.1f} tok/s" if completion and gen_s > 0.05 else ""
             note = f" [red]{_safe(ev['error'])}[/]" if ev.get("error") else ""
             self.console.print(f"  [dim]{tokens.get('prompt_eval', 0)}+{completion} tok, {(ev.get('ms') or 0) / 1000:.1f} s{rate}[/]{note}")
             if ev.get("think") and not self.show_tokens:
@@ -185,8 +187,12 @@ class LiveView:
             args = json.dumps(ev.get("args"), ensure_ascii=False)
             self.console.print(f"  [yellow]→ {_safe(ev.get('tool'))}[/] {_safe(_short(args, 160))}", markup=True, highlight=False)
             self.status.start(f"{clean(ev.get('tool'))}…")
+            self.t_call = time.perf_counter()
         elif kind == "result":
             self.status.stop()
+            if self.t_call is not None:
+                self.tool_s += time.perf_counter() - self.t_call
+                self.t_call = None
             mark = "[green]✓[/]" if ev.get("ok") else "[red]✗[/]"
             cached = " cached" if ev.get("cached") else ""
             self.console.print(f"  {mark} {_safe(ev.get('tool'))} [dim]{(ev.get('ms') or 0) / 1000:.1f} s{cached}[/] {_safe(digest(ev))}", highlight=False)
@@ -201,8 +207,11 @@ class LiveView:
                 self.streaming = False
             ms = ((ev.get("stats") or {}).get("ms")) or {}
             wall = time.perf_counter() - self.t0
+            if self.t_call is not None:  # interrupted while a tool ran
+                self.tool_s += time.perf_counter() - self.t_call
+                self.t_call = None
             self.console.print(f"[dim]ended: {ev.get('reason')} · {self.steps} steps, {self.calls} calls, {self.tokens} tokens · "
-                               f"{wall:.1f} s (model {(ms.get('model') or 0) / 1000:.1f}, tools {(ms.get('tools') or 0) / 1000:.1f})[/]")
+                               f"{wall:.1f} s (model {(ms.get('model') or 0) / 1000:.1f}, tools {self.tool_s:.1f})[/]")
 
     def close(self) -> None:
         self.status.stop()
