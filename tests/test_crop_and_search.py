@@ -352,11 +352,13 @@ def test_ask_with_a_separate_summary_model(tmp_path, hits_web):
     assert "Evidence in page:\nbuilt 1889\n\nSummary:\nIt is the tower.\n\n" in results["crop_and_search"]["content"]
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--summary-model", "openai:x@http://127.0.0.1:9", "--summaries", "extractive"], "--summary-model is for model summaries"),
-    (["--summary-tokens", "0"], "--summary-tokens must be at least 1"),
+@pytest.mark.parametrize("flags, status, message", [
+    (["--summary-model", "openai:x@http://127.0.0.1:9", "--summaries", "extractive"], 2, "--summary-model is for model summaries"),
+    (["--summary-tokens", "0"], 2, "--summary-tokens must be at least 1"),
+    (["--summary-mmproj", "p.gguf"], 2, "--summary-mmproj goes with --summary-model"),
+    (["--summary-model", "/nonexistent/extractor.gguf"], 1, "/nonexistent/extractor.gguf: no such model file"),
 ])
-def test_summary_flags_bad_input_is_one_line(tmp_path, flags, message):
+def test_summary_flags_bad_input_is_one_line(tmp_path, flags, status, message):
     from tests.conftest import run_vdr
 
     script = tmp_path / "s.jsonl"
@@ -364,4 +366,5 @@ def test_summary_flags_bad_input_is_one_line(tmp_path, flags, message):
                                   "model": {}, "vdr": "0"}) + "\n")
     r = run_vdr("ask", "q?", "--model", f"scripted:{script}", *flags, "-o", str(tmp_path / "t.jsonl"))
     err = r.stderr.decode()
-    assert r.returncode == 2 and message in err and "Traceback" not in err, err
+    assert r.returncode == status and message in err and "Traceback" not in err, err
+    assert len([line for line in err.splitlines() if "error" in line]) == 1, err

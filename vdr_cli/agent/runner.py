@@ -37,6 +37,7 @@ class AskRequest:
     max_tokens: int = 4096
     summaries: str = "model"
     summary_model: str | None = None  # another model for page summaries (the reference's setup)
+    summary_mmproj: str | None = None  # its vision projector, for a .gguf path
     summary_tokens: int = 16384  # the reference's EXTRACT_MAX_TOKENS
     search_provider: str | None = None
     image_provider: str | None = None
@@ -202,7 +203,7 @@ def open_summary_model(req: AskRequest, conf: dict[str, Any]):
     from vdr_cli.models.loader import LoadOptions, open_model
     from vdr_cli.models.spec import parse_spec
 
-    spec = parse_spec(req.summary_model)
+    spec = parse_spec(req.summary_model, mmproj=req.summary_mmproj)
     return open_model(spec, LoadOptions(ctx=spec.ctx or conf["ctx"], n_gpu_layers=conf["n_gpu_layers"],
                                         threads=conf["threads"], verbose=req.verbose, api_key=conf["api_key"],
                                         kv_type=req.kv_type))
@@ -243,6 +244,8 @@ def loop_config(req: AskRequest, model_name: str, tools: list[str], on_token: Ca
     fold = parse_fold(req.fold, req.fold_at)
     if req.summary_tokens < 1:
         raise UsageError("--summary-tokens must be at least 1")
+    if req.summary_mmproj and not req.summary_model:
+        raise UsageError("--summary-mmproj goes with --summary-model", hint="give --summary-model FILE.gguf too")
     if req.summary_model and req.summaries != "model":
         raise UsageError("--summary-model is for model summaries", hint="drop --summaries extractive, or --summary-model")
     sampling = SamplingParams(temperature=req.temperature, top_p=req.top_p, seed=req.seed, max_tokens=req.max_tokens)

@@ -58,6 +58,7 @@ def ask_command(
     max_tokens: int = typer.Option(4096, "--max-tokens", help="Longest single model turn, in tokens."),
     summaries: str = typer.Option("model", "--summaries", help="How visit summarises pages: model (side generation) or extractive (no model)."),
     summary_model: Optional[str] = typer.Option(None, "--summary-model", help="Model that summarises visit pages and crop_and_search hits (registered name, .gguf path or openai:MODEL@URL; the reference uses a separate extractor). Default: the session's own model, by side generation."),
+    summary_mmproj: Optional[str] = typer.Option(None, "--summary-mmproj", help="Vision projector GGUF for a .gguf --summary-model (without one it reads pages as text)."),
     summary_tokens: int = typer.Option(16384, "--summary-tokens", help="Longest page summary, in tokens (the reference's 16384; in-process also bounded by the free context)."),
     search_provider: Optional[str] = typer.Option(None, "--search-provider", autocompletion=complete.providers, help="Text search provider [config search.provider]."),
     image_provider: Optional[str] = typer.Option(None, "--image-provider", autocompletion=complete.providers, help="Reverse image provider [config search.image_provider]."),
@@ -81,7 +82,8 @@ def ask_command(
     request = AskRequest(
         args=list(args or []), answer_only=answer_only, model=model, mmproj=mmproj, output=output, json_out=json_out, max_steps=max_steps,
         max_time=max_time, ctx=ctx, grammar=grammar, zoom=zoom, temperature=temperature, top_p=top_p, seed=seed,
-        max_tokens=max_tokens, summaries=summaries, summary_model=summary_model, summary_tokens=summary_tokens,
+        max_tokens=max_tokens, summaries=summaries, summary_model=summary_model, summary_mmproj=summary_mmproj,
+        summary_tokens=summary_tokens,
         search_provider=search_provider, image_provider=image_provider,
         allow_private=allow_private, no_cache=no_cache, resume=resume, batch=batch, parallel=parallel, shard=shard, verbose=verbose,
         python=python,
