@@ -633,3 +633,10 @@ def test_model_info_of_a_corrupt_gguf_is_one_line(tmp_path):
     bad.write_bytes(b"GGUF\x03\x00\x00\x00garbage")
     r = run_vdr("model", "info", str(bad))
     assert r.returncode == 1 and "corrupt GGUF" in one_line_error(r)
+
+
+@pytest.mark.parametrize("body", ["{[1]: 2}", "[" * 100_000, '{"name": "search", "arguments": {"n": ' + "9" * 5000 + "}}"])
+def test_malformed_tool_calls_are_invalid_turns_not_crashes(body):
+    from vdr_cli.agent.turns import parse_turn
+
+    assert parse_turn(f"<think>x</think>\n<tool_call>{body}</tool_call>").kind == "invalid"
