@@ -280,7 +280,7 @@ def fuzz_all(max_examples: int = 300) -> tuple[int, list[str]]:
     @counted
     def turns(raw: str) -> None:
         parsed = parse_turn(raw)
-        assert parsed.kind in ("call", "answer", "invalid")
+        assert parsed.kind in ("call", "call_error", "answer", "invalid")  # call_error: the reference's Json Parse Error
 
     from vdr_cli.trace.jsonl import LineError, parse_line
 

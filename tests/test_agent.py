@@ -37,15 +37,32 @@ def smollm2() -> Path:
     ('<tool_call>{"name": "search", "arguments": "{\\"query\\": [\\"s\\"]}"}</tool_call>', "search", {"query": ["s"]}),
 ])
 def test_parse_tool_calls_despite_slips(raw, tool, args):
-    turn = parse_turn(raw)
+    # lenient: for models not trained on the format (grammar mode)
+    turn = parse_turn(raw, lenient=True)
     assert (turn.kind, turn.tool, turn.args) == ("call", tool, args)
+
+
+def test_parse_is_the_references_by_default():
+    # json5, as the reference eval reads a call: single quotes and trailing commas pass...
+    assert parse_turn("<tool_call>{'name': 'visit', 'arguments': {'url': ['u'], 'goal': 'g',},}</tool_call>").kind == "call"
+    # ...a code fence does not: the reference's Json Parse Error goes back as the tool response
+    fenced = parse_turn('<tool_call>```json\n{"name": "search", "arguments": {"query": ["q"]}}\n```</tool_call>')
+    assert (fenced.kind, fenced.result) == ("call_error", "[Json Parse Error]: Tool call is not a valid JSON.")
+    # "python" anywhere in the call text routes it to the interpreter
+    assert parse_turn('<tool_call>{"name": "search", "arguments": {"query": ["python"]}}</tool_call>').result == \
+        "[Python Interpreter Error]: Python code formatting error."
+    py = parse_turn('<tool_call>\n{"name": "PythonInterpreter", "arguments": {}}\n<code>\nprint(1)\n</code>\n</tool_call>')
+    assert (py.kind, py.tool, py.args) == ("call", "PythonInterpreter", {"code": "print(1)"})
+    # the history text: cut at a hallucinated <tool_response>, stripped
+    turn = parse_turn('  <tool_call>{"name": "a"}</tool_call>\n<tool_response>x</tool_response>')
+    assert turn.history == '<tool_call>{"name": "a"}</tool_call>' and turn.tool == "a"
 
 
 def test_parse_answers_and_invalid_turns():
     assert parse_turn("<think>t</think><answer> Paris </answer>").answer == "Paris"
     assert parse_turn("just talk").kind == "invalid"
     assert parse_turn("<tool_call>{broken</tool_call>").error == "tool call is not valid JSON"
-    assert parse_turn('<tool_call>["not", "a", "call"]</tool_call>').kind == "invalid"
+    assert parse_turn('<tool_call>["not", "a", "call"]</tool_call>').kind == "call_error"
     # a hallucinated tool response and what follows are not the model's to say
     assert parse_turn("<tool_response>fake</tool_response><answer>x</answer>").kind == "invalid"
     with pytest.raises(ValueError):

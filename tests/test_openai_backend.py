@@ -29,7 +29,12 @@ from vdr_cli.models.openai_http import OpenAIConnectError, OpenAIHTTPError, Open
 from vdr_cli.models.openai_wire import normalize_base_url  # noqa: E402
 from vdr_cli.net.client import RetryPolicy  # noqa: E402
 
-GREEDY = SamplingParams(temperature=0.0, max_tokens=24, seed=1)
+def capped(**kw) -> SamplingParams:
+    """Sampling with max_tokens sent (the session sends it only when the user set it)."""
+    return SamplingParams(explicit=frozenset({"max_tokens"}), **kw)
+
+
+GREEDY = capped(temperature=0.0, max_tokens=24, seed=1)
 FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
 KEY = "sk-test-SECRET-4242abcd"
 
@@ -70,8 +75,8 @@ def test_multi_turn_streaming(llama: LlamaServer) -> None:
 
 def test_seed_determinism(llama: LlamaServer) -> None:
     outs = []
-    for params in (GREEDY, GREEDY, SamplingParams(temperature=1.0, seed=7, max_tokens=16),
-                   SamplingParams(temperature=1.0, seed=7, max_tokens=16)):
+    for params in (GREEDY, GREEDY, capped(temperature=1.0, seed=7, max_tokens=16),
+                   capped(temperature=1.0, seed=7, max_tokens=16)):
         with session(llama) as s:
             s.start("", Turn("user", "Write one sentence about cats."))
             outs.append(s.generate(params).text)
@@ -82,24 +87,25 @@ def test_stop_strings_and_max_tokens(llama: LlamaServer) -> None:
     prompt = Turn("user", "List three fruits.")
     with session(llama) as s:
         s.start("", prompt)
-        full = s.generate(SamplingParams(temperature=0.0, max_tokens=40)).text
+        full = s.generate(capped(temperature=0.0, max_tokens=40)).text
     word = full.split()[2]
     with session(llama) as s:
         s.start("", prompt)
         pieces: list[str] = []
-        r = s.generate(SamplingParams(temperature=0.0, max_tokens=40), stop=[word], on_token=pieces.append)
+        r = s.generate(capped(temperature=0.0, max_tokens=40), stop=[word],
+                       on_token=pieces.append)
     assert r.finish_reason == "stop" and r.text == full[: full.find(word)]
     assert word not in "".join(pieces)
     with session(llama) as s:
         s.start("", prompt)
-        r = s.generate(SamplingParams(temperature=0.0, max_tokens=3))
+        r = s.generate(capped(temperature=0.0, max_tokens=3))
     assert r.finish_reason == "length" and 1 <= r.completion_tokens <= 3
 
 
 def test_grammar(llama: LlamaServer) -> None:
     with session(llama) as s:
         s.start("", Turn("user", "Is the sky blue? Answer yes or no."))
-        r = s.generate(SamplingParams(temperature=0.0, max_tokens=8), grammar='root ::= "yes" | "no"')
+        r = s.generate(capped(temperature=0.0, max_tokens=8), grammar='root ::= "yes" | "no"')
     assert r.text in ("yes", "no")
 
 
@@ -124,11 +130,11 @@ def test_cancel_mid_stream_then_continue(llama: LlamaServer) -> None:
             if len(pieces) == 3:
                 cancel.set()
 
-        r = s.generate(SamplingParams(temperature=0.0, max_tokens=300), on_token=on_token, cancel=cancel)
+        r = s.generate(capped(temperature=0.0, max_tokens=300), on_token=on_token, cancel=cancel)
         assert r.finish_reason == "cancelled" and r.text and r.text == "".join(pieces)
         assert s.messages[-1] == {"role": "assistant", "content": r.text}
         s.append(Turn("user", "Thanks."))
-        again = s.generate(SamplingParams(temperature=0.0, max_tokens=8))
+        again = s.generate(capped(temperature=0.0, max_tokens=8))
         assert again.finish_reason in ("stop", "length") and again.text
 
 
@@ -148,7 +154,7 @@ def test_image_turn_real_projector(llama: LlamaServer) -> None:
     for color in ((255, 0, 0), (0, 0, 255)):
         with session(llama, "smollm2-llava") as s:
             s.start("", Turn("user", "What colour is this?", [ImageInput("image_1", data=jpeg(color))]))
-            r = s.generate(SamplingParams(temperature=0.0, max_tokens=8))
+            r = s.generate(capped(temperature=0.0, max_tokens=8))
             assert r.completion_tokens > 0 and s.stats.images_encoded == 1
             texts.append(r.text)
     assert texts[0] != texts[1]
@@ -235,7 +241,8 @@ def test_request_body(web: WebServer) -> None:
         s.start("sys", Turn("user", f"a{IMAGE_MARKER}b", [ImageInput("image_1", data=png)]))
         s.append(Turn("tool", "<tool_response>\nr\n</tool_response>"))
         s.append(Turn("user", "two", [ImageInput("image_2", data=jpeg((1, 2, 3)))]))
-        s.generate(SamplingParams(temperature=0.0, top_k=5, min_p=0.1, seed=3, max_tokens=9),
+        s.generate(SamplingParams(temperature=0.0, top_k=5, min_p=0.1, seed=3, max_tokens=9,
+                                  explicit=frozenset({"top_k", "min_p", "max_tokens"})),  # set by the user
                    stop=["</answer>"], grammar="root ::= \"x\"")
     body = body_of(web)
     msgs = body["messages"]
@@ -247,7 +254,8 @@ def test_request_body(web: WebServer) -> None:
     assert msgs[3]["content"][1] == {"type": "text", "text": "two"}
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
     assert (body["model"], body["seed"], body["top_k"], body["min_p"], body["max_tokens"]) == ("m", 3, 5, 0.1, 9)
-    assert body["stop"] == ["</answer>"] and body["guided_grammar"] == 'root ::= "x"' and body["cache_prompt"]
+    assert body["stop"] == ["</answer>"] and body["guided_grammar"] == 'root ::= "x"'
+    assert "repeat_penalty" not in body and "cache_prompt" not in body  # only what was set (the reference sends neither)
     with fake(web, llama_params=False, grammar_field=None) as s:
         s.start("", Turn("user", "hi"))
         s.generate(GREEDY, grammar="root ::= \"x\"")

@@ -1,7 +1,8 @@
 """Golden tests: vdr speaks Vision-DeepResearch's trained format byte for byte.
 
 The oracle strings below are the reference's literals (Osilly/Vision-DeepResearch,
-rllm/eval/deepresearch_agent.py and rllm/eval/tools.py), kept here independently of
+rllm/eval/deepresearch_agent.py and rllm/eval/tools.py at commit 67af60f077ef, lines
+cited beside each; the whole conversations are checked in test_conformance.py), kept here independently of
 vdr_cli/agent/prompt.py so that a change there cannot silently change what the model
 reads. The golden files in tests/golden/ were generated from prompt.py and are checked
 against both. Regenerate them only on purpose: `python tests/test_prompt_format.py`.
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from reference_oracle import CROP_LINE, INTRO, PYTHON_LINE, SEARCH_LINE, TOOLS_OPEN, VISIT_LINE
 from vdr_cli.agent import prompt as p
 from vdr_cli.agent import tool_text as t
 
@@ -23,51 +25,9 @@ QUESTION = "Who designed the building in this photo, and in what year was it com
 
 # --- the reference's literals (the oracle) -------------------------------------
 
-REF_INTRO = (
-    "You are a deep research assistant. Your core function is to conduct thorough, multi-source investigations into "
-    "any topic. You must handle both broad, open-domain inquiries and queries within specialized academic fields. For "
-    "every request, synthesize information from credible, diverse sources to deliver a comprehensive, accurate, and "
-    "objective response. When you have gathered sufficient information and are ready to provide the definitive "
-    "response, you must enclose the entire final answer within <answer></answer> tags."
-)
-REF_HEADER = (
-    "\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
-    "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n"
-)
-REF_SEARCH = (
-    '{"type": "function", "function": {"name": "search", "description": "Perform Google web searches then returns a '
-    'string of the top search results. Accepts multiple queries.", "parameters": {"type": "object", "properties": '
-    '{"query": {"type": "array", "items": {"type": "string", "description": "The search query."}, "minItems": 1, '
-    '"description": "The list of search queries."}}, "required": ["query"]}}}'
-)
-REF_CROP = (
-    '{"type": "function", "function": {"name": "crop_and_search", "description": "Crop some important local regions '
-    'from an image and perform reverse image / visual search to identify objects, text, organizations, or other visual '
-    'elements.", "parameters": {"type": "object", "properties": {"image_id": {"type": "string", "description": "The '
-    'path or unique identifier of the image to analyze."}, "bbox": {"type": "array", "items": {"type": "array", '
-    '"items": {"type": "number"}, "description": "Bounding box coordinates [x1, y1, x2, y2]."}, "minItems": 1, '
-    '"description": "One or more important local regions to be cropped from the image."}, "goal": {"type": "string", '
-    '"description": "The specific purpose of the visual search."}}, "required": ["image_id", "bbox", "goal"]}}}'
-)
-REF_VISIT = (
-    '{"type": "function", "function": {"name": "visit", "description": "Visit webpage(s) and return the summary of the '
-    'content.", "parameters": {"type": "object", "properties": {"url": {"type": "array", "items": {"type": "string"}, '
-    '"description": "The URL(s) of the webpage(s) to visit. Can be a single URL or an array of URLs."}, "goal": '
-    '{"type": "string", "description": "The specific information goal for visiting webpage(s)."}}, "required": '
-    '["url", "goal"]}}}'
-)
-# deepresearch_agent.py@67af60f lines 31-45 (DEEPRESEARCH_SYSTEM_PROMPT_TEXT) and 67-81
-# (DEEPRESEARCH_SYSTEM_PROMPT): not JSON, its description holds raw newlines.
-REF_PYTHON = (
-    '{"type": "function", "function": {"name": "PythonInterpreter", "description": "Executes Python code in a '
-    "sandboxed environment. To use this tool, you must follow this format:\n1. The 'arguments' JSON object must be "
-    "empty: {}.\n2. The Python code to be executed must be placed immediately after the JSON block, enclosed within "
-    "<code> and </code> tags.\n\nIMPORTANT: Any output you want to see MUST be printed to standard output using the "
-    'print() function.\n\nExample of a correct call:\n<tool_call>\n{"name": "PythonInterpreter", "arguments": {}}\n'
-    '<code>\nimport numpy as np\n# Your code here\nprint(f"The result is: {np.mean([1,2,3])}")\n</code>\n'
-    '</tool_call>", "parameters": {"type": "object", "properties": {}, "required": []}}}'
-)
-REF_PYTHON_START = '{"type": "function", "function": {"name": "PythonInterpreter"'
+# The reference's own lines, written once for all tests (tests/reference_oracle.py, lines cited there).
+REF_INTRO, REF_SEARCH, REF_CROP, REF_VISIT, REF_PYTHON = INTRO, SEARCH_LINE, CROP_LINE, VISIT_LINE, PYTHON_LINE
+REF_HEADER = TOOLS_OPEN
 REF_FOOTER = (
     "\n</tools>\n\nFor each function call, return a json object with function name and arguments within "
     "<tool_call></tool_call> XML tags:\n<tool_call>\n"
@@ -75,14 +35,10 @@ REF_FOOTER = (
 )
 REF_DATE = "Current date: "
 
-# DEEPRESEARCH_SYSTEM_PROMPT / _TEXT + today_date(), and both without the PythonInterpreter
-# line (--no-python, or no sandbox on this platform).
-REF_SYSTEM_IMAGES = (REF_INTRO + REF_HEADER + "\n".join([REF_SEARCH, REF_CROP, REF_VISIT, REF_PYTHON]) + REF_FOOTER
-                     + REF_DATE + DATE)
+# DEEPRESEARCH_SYSTEM_PROMPT (lines 56-90) / _TEXT (lines 21-54) + today_date() (lines 92-94).
+REF_SYSTEM_IMAGES = REF_INTRO + REF_HEADER + "\n".join([REF_SEARCH, REF_CROP, REF_VISIT, REF_PYTHON]) + REF_FOOTER + REF_DATE + DATE
 REF_SYSTEM_TEXT = REF_INTRO + REF_HEADER + "\n".join([REF_SEARCH, REF_VISIT, REF_PYTHON]) + REF_FOOTER + REF_DATE + DATE
-REF_SYSTEM_IMAGES_NO_PYTHON = REF_SYSTEM_IMAGES.replace("\n" + REF_PYTHON, "")
-REF_SYSTEM_TEXT_NO_PYTHON = REF_SYSTEM_TEXT.replace("\n" + REF_PYTHON, "")
-ALL_TOOLS = ["search", "crop_and_search", "visit", "PythonInterpreter"]
+TRAINED = ["search", "crop_and_search", "visit", "PythonInterpreter"]
 
 REF_FORMAT_ERROR = "Error: Invalid content format. Content must contain <tool_call> or <answer> tags. Let's try again."
 REF_REPETITION_ERROR = ("Error: Content repetition detected. Invalid content format. Content must contain "
@@ -100,11 +56,11 @@ def _golden(name: str) -> str:
 
 
 def _write_goldens() -> None:
-    (GOLDEN / "system_prompt_images.txt").write_text(p.system_prompt(ALL_TOOLS, DATE, True),
+    (GOLDEN / "system_prompt_images.txt").write_text(p.system_prompt(TRAINED, DATE, True),
                                                      encoding="utf-8", newline="")
-    (GOLDEN / "system_prompt_text.txt").write_text(p.system_prompt(ALL_TOOLS, DATE, False),
+    (GOLDEN / "system_prompt_text.txt").write_text(p.system_prompt(TRAINED, DATE, False),
                                                    encoding="utf-8", newline="")
-    system = p.system_prompt(ALL_TOOLS, DATE, True)
+    system = p.system_prompt(TRAINED, DATE, True)
     (GOLDEN / "first_turn.txt").write_text(p.chatml_prefix(system, p.first_user_text(QUESTION, ["image_1"]), 1),
                                            encoding="utf-8", newline="")
 
@@ -113,30 +69,30 @@ def _write_goldens() -> None:
 
 
 def test_system_prompt_with_images_matches_reference_and_golden():
-    got = p.system_prompt(ALL_TOOLS, DATE, with_images=True)
+    got = p.system_prompt(TRAINED, DATE, with_images=True)
     assert got == REF_SYSTEM_IMAGES
     assert _golden("system_prompt_images.txt") == REF_SYSTEM_IMAGES
-    assert p.system_prompt(ALL_TOOLS[:3], DATE, with_images=True) == REF_SYSTEM_IMAGES_NO_PYTHON
+    assert p.system_prompt(TRAINED[:3], DATE, with_images=True) == REF_SYSTEM_IMAGES.replace("\n" + REF_PYTHON, "")
 
 
 def test_system_prompt_text_variant_has_no_crop_and_search():
-    got = p.system_prompt(ALL_TOOLS, DATE, with_images=False)
+    got = p.system_prompt(TRAINED, DATE, with_images=False)
     assert got == REF_SYSTEM_TEXT
     assert _golden("system_prompt_text.txt") == REF_SYSTEM_TEXT
     assert "crop_and_search" not in got
-    assert p.system_prompt(ALL_TOOLS[:3], DATE, with_images=False) == REF_SYSTEM_TEXT_NO_PYTHON
+    assert p.system_prompt(TRAINED[:3], DATE, with_images=False) == REF_SYSTEM_TEXT.replace("\n" + REF_PYTHON, "")
 
 
 def test_system_prompt_pieces():
-    got = p.system_prompt(list(p.TRAINED_TOOLS), DATE, with_images=True)
+    got = p.system_prompt(TRAINED, DATE, with_images=True)
     assert got.startswith(REF_INTRO + "\n\n# Tools\n\n")
     assert got.endswith("</tool_call>\n\nCurrent date: 2026-01-15")
-    tools = got.split("<tools>\n")[1].split("\n</tools>")[0]
-    assert tools.endswith("\n" + REF_PYTHON) and tools.count(REF_PYTHON_START) == 1
-    lines = tools[: -len(REF_PYTHON) - 1].split("\n")
-    assert lines == [REF_SEARCH, REF_CROP, REF_VISIT]
-    for line in lines:
-        json.loads(line)  # each tool line but PythonInterpreter's is one JSON object
+    assert got.split("<tools>\n")[1].split("\n</tools>")[0] == "\n".join([REF_SEARCH, REF_CROP, REF_VISIT, REF_PYTHON])
+    for line in (REF_SEARCH, REF_CROP, REF_VISIT):
+        json.loads(line)  # one JSON object a line (PythonInterpreter's spans lines, as the reference's)
+    without = p.system_prompt(["search", "crop_and_search", "visit"], DATE, with_images=True)
+    assert "PythonInterpreter" not in without  # --no-python: the line goes, nothing else changes
+    assert without == REF_SYSTEM_IMAGES.replace("\n" + REF_PYTHON, "")
 
 
 def test_tool_specs_serialise_to_reference_lines():
@@ -149,12 +105,15 @@ def test_tool_specs_serialise_to_reference_lines():
 
 def test_tool_order_and_selection():
     # The reference's order whatever order the caller gives; extras after; unknown names refused.
-    got = p.system_prompt(["visit", "zoom", "search"], DATE, with_images=True)
-    lines = got.split("<tools>\n")[1].split("\n</tools>")[0].split("\n")
-    assert [json.loads(x)["function"]["name"] for x in lines] == ["search", "visit", "zoom"]
+    got = p.system_prompt(["PythonInterpreter", "visit", "zoom", "search"], DATE, with_images=True)
+    body = got.split("<tools>\n")[1].split("\n</tools>")[0]
+    assert body == "\n".join([REF_SEARCH, REF_VISIT, REF_PYTHON, p.tool_line("zoom")])
     assert "zoom" not in p.system_prompt(["search", "zoom"], DATE, with_images=False)
     with pytest.raises(ValueError):
         p.system_prompt(["search", "python"], DATE, with_images=True)
+    # "Available tools: [...]" lists tools in the registry's order (tools.py DEEPRESEARCH_TOOLS).
+    assert p.registry_order(["crop_and_search", "zoom", "PythonInterpreter", "visit", "search"]) == \
+        ["search", "visit", "PythonInterpreter", "crop_and_search", "zoom"]
 
 
 def test_zoom_spec_is_opt_in_and_1000_based():
@@ -168,21 +127,23 @@ def test_zoom_spec_is_opt_in_and_1000_based():
 
 
 def test_first_turn_golden():
+    # Lines 322-330: [{"type": "text", "text": question}, {"type": "image_url", ...}]; Qwen3-VL's
+    # chat template writes the parts in that order with nothing between them.
     text = p.first_user_text(QUESTION, ["image_1"])
-    assert text == QUESTION + "\n\nimage_id: image_1"
-    expected = ("<|im_start|>system\n" + REF_SYSTEM_IMAGES + "<|im_end|>\n<|im_start|>user\n"
-                "<|vision_start|><|image_pad|><|vision_end|>" + text + "<|im_end|>\n<|im_start|>assistant\n")
+    assert text == QUESTION  # the bare question: no image id line (eval_runner.py load_tasks)
+    expected = ("<|im_start|>system\n" + REF_SYSTEM_IMAGES + "<|im_end|>\n<|im_start|>user\n" + text
+                + "<|vision_start|><|image_pad|><|vision_end|><|im_end|>\n<|im_start|>assistant\n")
     assert p.chatml_prefix(REF_SYSTEM_IMAGES, text, 1) == expected
     assert _golden("first_turn.txt") == expected
 
 
 def test_first_user_text_variants():
-    assert p.IMAGES_FIRST is True
-    assert p.first_user_text("  q?  ", []) == "q?"
-    assert p.first_user_text("q?", ["image_1", "image_2"]) == "q?\n\nimage_id: image_1\nimage_id: image_2"
+    assert p.IMAGES_FIRST is False
+    assert p.first_user_text("  q?  ", []) == "q?"  # stripped, as eval_runner.py load_tasks strips it
+    assert p.first_user_text("q?", ["image_1", "image_2"]) == "q?"
     assert p.image_ids(2) == ["image_1", "image_2"]
     parts = p.first_user_content("q?", ["image_1"])
-    assert parts == [{"type": "image", "image_id": "image_1"}, {"type": "text", "text": "q?\n\nimage_id: image_1"}]
+    assert parts == [{"type": "text", "text": "q?"}, {"type": "image", "image_id": "image_1"}]
 
 
 # --- corrective and final messages ------------------------------------------------------
@@ -200,7 +161,9 @@ def test_corrective_and_final_messages():
     assert p.tool_response("x\ny") == "<tool_response>\nx\ny\n</tool_response>"
     assert p.tool_response("x") == p.TOOL_RESPONSE_START + "\nx" + p.TOOL_RESPONSE_END
     assert p.tool_not_found("foo", ["search", "visit"]) == "Tool foo not found. Available tools: ['search', 'visit']"
-    assert p.tool_error("visit", "boom") == "Error calling tool visit: boom"
+    assert p.tool_error("visit", "boom") == "Error calling tool visit: boom"  # line 626
+    assert p.PYTHON_FORMAT_ERROR == "[Python Interpreter Error]: Python code formatting error."  # line 438
+    assert p.PYTHON_NOT_AVAILABLE == "PythonInterpreter tool not available"  # line 647
     assert (p.MAX_LLM_CALLS, p.MAX_REPEAT_TURN, p.REPETITION_NGRAM, p.REPETITION_MIN_WORDS) == (50, 3, 30, 2500)
 
 

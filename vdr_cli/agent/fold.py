@@ -103,10 +103,16 @@ class Entry:
 
 
 def entries_of_step(step: Event, result: Event | None) -> list[Entry]:
-    """The turns one recorded step added: its prompt, the assistant turn, the tool response."""
+    """The turns one recorded step added: its prompts, the assistant turn as the conversation
+    keeps it (cut and stripped, or not at all when dropped), the tool response."""
+    from vdr_cli.agent.turns import parse_turn
+
     n = int(step["n"])
-    out = [Entry(n, "prompt", step["prompt"])] if step.get("prompt") else []
-    out.append(Entry(n, "raw", step["raw"], original=step["raw"]))
+    prompts = step.get("prompts") or ([step["prompt"]] if step.get("prompt") else [])
+    out = [Entry(n, "prompt", text) for text in prompts]
+    if not step.get("dropped"):
+        kept = parse_turn(step["raw"]).history
+        out.append(Entry(n, "raw", kept, original=kept))
     if result is not None:
         out.append(_result_entry(n, result))
     return out

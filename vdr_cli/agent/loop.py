@@ -22,7 +22,10 @@ from vdr_cli.models.errors import ContextFullError, ModelError
 from vdr_cli.trace.events import Event, event
 
 Emit = Callable[[Event], None]
-STOPS = ("</tool_call>", "</answer>", "<tool_response>")
+# Stop strings only in grammar mode (models not trained on the format). The reference
+# sends none: the trained model ends its turn itself, and a turn may hold an answer and
+# then a call, or two calls, which the conversation keeps whole.
+GRAMMAR_STOPS = ("</tool_call>", "</answer>", "<tool_response>")
 MAX_REPEATS = 3  # degenerate turns tolerated before the final-answer request (reference)
 
 
@@ -65,6 +68,9 @@ class ResearchLoop:
         self.repeats = 0
         self.final_requested: str | None = None
         self.known_urls: list[str] = []  # URLs results returned: what a constrained visit may name
+        self.last_content = ""  # the last turn, cut at <tool_response>: the budget rule reads it
+        self.repetitive = False  # the last turn was a repetitive, over-long slip
+        self.dropped = False  # ... and the third such: left out of the conversation
         self.t0 = time.perf_counter()
         self.folder = Folder(config.fold) if config.fold else None
         if self.folder is not None:
@@ -89,21 +95,29 @@ class ResearchLoop:
         finally:
             self.model_ms += (time.perf_counter() - t) * 1000
 
-    def loop(self, pending_prompt: str | None = None) -> Outcome:
-        """Continue from the current context (used by run and by resume)."""
+    def loop(self, pending_prompt: str | list[str] | None = None) -> Outcome:
+        """Continue from the current context (used by run and by resume).
+
+        Per round, as the reference's loop (deepresearch_agent.py@67af60f, lines 353-560):
+        generate; keep the turn cut and stripped; run its call (or send the refused
+        call's tool response, or the format error); when the budget is spent, the
+        round's own follow-up turn stays and the final-answer request comes after it."""
+        pending = [pending_prompt] if isinstance(pending_prompt, str) else list(pending_prompt or [])
         try:
             while True:
-                if self.folder is not None and self.final_requested is None:
-                    self.model_ms += self.folder.maybe_fold(self.model, self.step_n, self.emit, self.config.answer_reserve)
-                ending = self._budget_exhausted()
-                if ending and self.final_requested is None:
-                    pending_prompt = self._request_final(ending)
-                elif ending:
-                    return self._end(ending, None)
-                if pending_prompt is not None:
-                    self._timed(self.model.append, Turn("user", pending_prompt))
-                parsed, raw = self._step(pending_prompt)
-                pending_prompt = None
+                if self.final_requested is None:
+                    if self.folder is not None:
+                        self.model_ms += self.folder.maybe_fold(self.model, self.step_n, self.emit, self.config.answer_reserve)
+                    ending = self._budget_exhausted()
+                    if ending == "max_steps" and "<answer>" in self.last_content:
+                        # Line 536: no final request after a turn that wrote "<answer>".
+                        return self._end("max_steps", None)
+                    if ending:
+                        pending.append(self._request_final(ending))
+                for text in pending:
+                    self._timed(self.model.append, Turn("user", text))
+                parsed, raw = self._step(pending)
+                pending = []
                 if self.final_requested is not None:
                     answer = parsed.answer if parsed.kind == "answer" else _strip_think(raw)
                     if answer:
@@ -113,9 +127,13 @@ class ResearchLoop:
                     self.emit(event("answer", text=parsed.answer or "", step=self.step_n))
                     return self._end("answer", parsed.answer)
                 if parsed.kind == "call":
-                    pending_prompt = self._run_tool(parsed)
+                    self._run_tool(parsed)
+                elif self.dropped:
+                    # Lines 483-491: the third repetitive turn was dropped; the final request follows.
+                    self.final_requested = "answer"
+                    pending = [prompt.final_answer_request("repetition", self.config.max_steps)]
                 else:
-                    pending_prompt = self._correct(raw)
+                    pending = [follow_up(parsed, self.repetitive)]
         except ContextFullError:
             return self._end("context_full", None)
         except BaseException as exc:
@@ -153,25 +171,37 @@ class ResearchLoop:
         kind = {"max_steps": "max_steps", "context_full": "context"}.get(reason, "repetition")
         return prompt.final_answer_request(kind, self.config.max_steps)
 
-    def _step(self, user_prompt: str | None) -> tuple[ParsedTurn, str]:
+    def _step(self, user_prompts: list[str]) -> tuple[ParsedTurn, str]:
         self.step_n += 1
         params = self.config.sampling
         room = self.model.n_ctx - self.model.n_tokens - 8
         if room < params.max_tokens:
             params = _with_max_tokens(params, max(16, room))
-        result = self.model.generate(params, stop=STOPS, grammar=self._grammar(), on_token=self.config.on_token)
-        raw = _close_tag(result.text, result.stop, result.finish_reason)
+        stops = GRAMMAR_STOPS if self.config.constrain else ()
+        result = self.model.generate(params, stop=stops, grammar=self._grammar(), on_token=self.config.on_token)
+        raw = _close_tag(result.text, result.stop, result.finish_reason) if stops else result.text
         self.model_ms += result.ms
         self.prompt_tokens += result.prompt_tokens
         self.completion_tokens += result.completion_tokens
-        parsed = parse_turn(raw)
+        parsed = parse_turn(raw, lenient=self.config.constrain)
+        self.last_content = parsed.content
+        self.repetitive = self._repeated(parsed)
+        self.dropped = self.repetitive and self.repeats >= MAX_REPEATS and self.final_requested is None
+        # The conversation keeps the turn as the reference keeps it: cut at a hallucinated
+        # <tool_response>, stripped (lines 397-407), or not at all (a third repetitive turn).
+        if result.finish_reason != "context_full":  # (then the session ends here)
+            self._timed(self.model.amend_last, None if self.dropped else parsed.history)
         fields: dict[str, Any] = {"n": self.step_n, "step": self.step_n, "think": parsed.think, "raw": raw,
                                   "tokens": {"prompt_eval": result.prompt_tokens, "completion": result.completion_tokens},
                                   "ms": round(result.ms, 1), "finish": result.finish_reason}
-        if user_prompt is not None:
-            fields["prompt"] = user_prompt  # a corrective or final-answer message: resume needs it
-        if parsed.kind == "invalid":
+        if user_prompts:
+            # Corrective, refused-call and final-answer turns sent before this step: resume needs them.
+            fields["prompt"] = user_prompts[-1]
+            fields["prompts"] = list(user_prompts)
+        if parsed.kind in ("invalid", "call_error"):
             fields["error"] = parsed.error
+        if self.dropped:
+            fields["dropped"] = True  # not in the conversation: resume leaves it out
         self.emit(event("step", **fields))
         if result.finish_reason == "context_full":
             raise ContextFullError("context window is full")
@@ -193,7 +223,7 @@ class ResearchLoop:
             if isinstance(url, str) and url.startswith(("http://", "https://")) and url not in self.known_urls:
                 self.known_urls.append(url)
 
-    def _run_tool(self, parsed: ParsedTurn) -> str | None:
+    def _run_tool(self, parsed: ParsedTurn) -> None:
         call_id = f"c{self.step_n}"
         tool = parsed.tool or ""
         self.emit(event("call", id=call_id, step=self.step_n, tool=tool, args=parsed.args))
@@ -204,8 +234,8 @@ class ResearchLoop:
             outcome = asyncio.run(self.toolbox.call(tool, parsed.args))
         except (KeyboardInterrupt, ModelError):
             raise
-        except Exception as exc:  # a tool bug must not end the session: the model is told
-            outcome = ToolOutcome(content=f"Error calling tool {tool}: {type(exc).__name__}: {exc}", ok=False, error=str(exc))
+        except Exception as exc:  # a tool bug must not end the session: the model is told (line 626)
+            outcome = ToolOutcome(content=prompt.tool_error(tool, exc), ok=False, error=f"{type(exc).__name__}: {exc}")
         ms = (time.perf_counter() - t) * 1000
         self.tool_ms += ms
         self.emit(event("result", id=call_id, step=self.step_n, tool=tool, ok=outcome.ok, content=outcome.content, data=outcome.data,
@@ -215,7 +245,6 @@ class ResearchLoop:
             self.model_ms += self.folder.maybe_fold(self.model, self.step_n, self.emit, self.config.answer_reserve,
                                                     incoming=len(outcome.content))
         self._append_tool_response(outcome)
-        return None
 
     def _append_tool_response(self, outcome: ToolOutcome) -> None:
         text = prompt.tool_response(outcome.content)
@@ -230,14 +259,12 @@ class ResearchLoop:
             cut = prompt.tool_response(outcome.content[:room_chars] + "\n[... truncated: context window full]")
             self._timed(self.model.append, Turn("user", cut))
 
-    def _correct(self, raw: str) -> str:
-        if is_repetitive(raw) and word_count(raw) > 2500:
+    def _repeated(self, parsed: ParsedTurn) -> bool:
+        """Count a repetitive, over-long slip (lines 477-481); the count never resets."""
+        if parsed.kind == "invalid" and is_repetitive(parsed.content) and word_count(parsed.content) > 2500:
             self.repeats += 1
-            if self.repeats >= MAX_REPEATS:
-                self.final_requested = "answer"
-                return prompt.final_answer_request("repetition", self.config.max_steps)
-            return prompt.REPETITION_ERROR
-        return prompt.FORMAT_ERROR
+            return True
+        return False
 
     def _end(self, reason: str, answer: str | None, **extra: Any) -> Outcome:
         total_ms = (time.perf_counter() - self.t0) * 1000
@@ -258,6 +285,16 @@ class ResearchLoop:
             pass
         self.emit(event("end", reason=reason, stats=stats, **extra))
         return Outcome(reason=reason, answer=answer, steps=self.step_n, stats=stats)
+
+
+def follow_up(parsed: ParsedTurn, repetitive: bool = False) -> str:
+    """The user turn the reference sends after a turn that ran no tool: a refused call's
+    tool response (lines 436-458), the repetition error (line 514) or the format error (line 525)."""
+    if parsed.kind == "call_error":
+        return prompt.tool_response(parsed.result or "")
+    if repetitive:
+        return prompt.REPETITION_ERROR
+    return prompt.FORMAT_ERROR
 
 
 def _close_tag(text: str, stop: str | None, finish: str) -> str:

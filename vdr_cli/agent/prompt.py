@@ -158,10 +158,20 @@ TOOL_SPECS: dict[str, dict[str, Any]] = {
     PYTHON: {"type": "function", "function": {"name": PYTHON}},  # written as PYTHON_LINE
     "zoom": ZOOM_SPEC,
 }
-TRAINED_TOOLS: tuple[str, ...] = ("search", "crop_and_search", "visit", PYTHON)  # the reference's order
+# The order of the reference's <tools> lines (DEEPRESEARCH_SYSTEM_PROMPT, lines 56-90).
+TRAINED_TOOLS: tuple[str, ...] = ("search", "crop_and_search", "visit", PYTHON)
+# The order of the reference's tool registry (tools.py DEEPRESEARCH_TOOLS, get_all_tools()):
+# what "Available tools: [...]" lists after a call to an unknown tool.
+REGISTRY_ORDER: tuple[str, ...] = ("search", "visit", PYTHON, "crop_and_search")
 IMAGE_TOOLS = frozenset({"crop_and_search", "zoom"})  # dropped when the session has no image
 # PythonInterpreter joins the defaults where a sandbox can run it (see --python).
 DEFAULT_TOOLS: tuple[str, ...] = ("search", "crop_and_search", "visit")
+
+
+def registry_order(names: Iterable[str]) -> list[str]:
+    """Tool names as the reference's registry orders them; vdr's extras after, in the order given."""
+    names = list(dict.fromkeys(names))
+    return [t for t in REGISTRY_ORDER if t in names] + [t for t in names if t not in REGISTRY_ORDER]
 
 # --- system prompt -------------------------------------------------------------
 
@@ -209,46 +219,37 @@ def prompt_tools(tools: Iterable[str], with_images: bool) -> list[str]:
 
 
 def system_prompt(tools: Sequence[str], date: str, with_images: bool) -> str:
-    """The system turn. For ["search", "crop_and_search", "visit"] it is the reference's
-    DEEPRESEARCH_SYSTEM_PROMPT (with_images) or DEEPRESEARCH_SYSTEM_PROMPT_TEXT (without:
-    no crop_and_search) + "Current date: YYYY-MM-DD" (no trailing newline); without
-    "PythonInterpreter" (no sandbox, or --no-python) its line is left out."""
+    """The system turn. For TRAINED_TOOLS it is the reference's DEEPRESEARCH_SYSTEM_PROMPT
+    (with_images) or DEEPRESEARCH_SYSTEM_PROMPT_TEXT (without: no crop_and_search)
+    + today_date(): "Current date: YYYY-MM-DD", no trailing newline
+    (deepresearch_agent.py@67af60f, lines 21-90 and 317-340)."""
     lines = "\n".join(tool_line(t) for t in prompt_tools(tools, with_images))
     return INTRO + "\n\n" + TOOLS_HEADER + lines + TOOLS_FOOTER + DATE_PREFIX + date
 
 
 # --- first user turn -----------------------------------------------------------
 
-# In training the image(s) come BEFORE the text: the RL rollout's Qwen chat parser
-# (rllm QwenChatTemplateParser.parse_user) writes <|vision_start|><|image_pad|><|vision_end|>
-# per image, then the question (dropping a leading "<image>" placeholder, ms-swift's SFT
-# convention). Only the OpenAI-API eval harness sends text first; the weights never saw that.
-IMAGES_FIRST = True
-IMAGE_ID_PREFIX = "image_id: "
+# The newest reference eval (deepresearch_agent.py@67af60f, lines 322-330) sends the question
+# as the first content part and then one image_url part per image: text, then images.
+# (The older RL rollout, commit bac38dc, rendered images first; the newest eval wins, see
+# docs/reference-format.md.) The question is the dataset's, stripped (eval_runner.py
+# load_tasks); it names no image id: crop_and_search always crops the first image.
+IMAGES_FIRST = False
 
 
 def image_ids(n: int) -> list[str]:
-    """vdr's ids for a session's images: image_1, image_2, ..."""
+    """vdr's ids for a session's images (trace and toolbox only; the model is not told them)."""
     return [f"image_{i}" for i in range(1, n + 1)]
 
 
-def first_user_text(question: str, image_ids: Sequence[str]) -> str:
-    """The text of the first user turn (the images go before it, see IMAGES_FIRST).
-
-    The question comes first, as in training (the reference sends the bare question);
-    then one "image_id: image_N" line per image, in the order the images are shown,
-    so the model can name them in crop_and_search. No images, or a question that names
-    its image already (the reference's eval sets: "question ... must include image_id",
-    rllm/eval/README.md@bac38dc): the bare question."""
-    question = question.strip()
-    if not image_ids or "image_id" in question.lower():
-        return question
-    return question + "\n\n" + "\n".join(IMAGE_ID_PREFIX + i for i in image_ids)
+def first_user_text(question: str, image_ids: Sequence[str] = ()) -> str:
+    """The text of the first user turn: the question, stripped, as the reference sends it."""
+    return question.strip()
 
 
 def first_user_content(question: str, ids: Sequence[str]) -> list[dict[str, str]]:
-    """The first user turn as ordered parts: {"type": "image", "image_id": id} and
-    {"type": "text", "text": ...}, in the order the model must read them."""
+    """The first user turn as ordered parts: {"type": "text", "text": ...} then
+    {"type": "image", "image_id": id} per image, in the order the model reads them."""
     images = [{"type": "image", "image_id": i} for i in ids]
     text = [{"type": "text", "text": first_user_text(question, ids)}]
     return images + text if IMAGES_FIRST else text + images
@@ -259,8 +260,8 @@ VISION_PLACEHOLDER = "<|vision_start|><|image_pad|><|vision_end|>"
 
 
 def chatml_prefix(system: str, user_text: str, n_images: int) -> str:
-    """System + first user turn + the open assistant turn, in ChatML as the model was
-    trained (images first, no newline between the last image and the text)."""
+    """System + first user turn + the open assistant turn, in ChatML as Qwen3-VL's chat
+    template renders the reference's messages (text part, then the images, no separator)."""
     vision = VISION_PLACEHOLDER * n_images
     user = vision + user_text if IMAGES_FIRST else user_text + vision
     return (f"<|im_start|>system\n{system}<|im_end|>\n"
@@ -287,8 +288,10 @@ REPETITION_ERROR = (
     "Content must contain <tool_call> or <answer> tags. Let's try again."
 )
 # Tool results (these ARE wrapped in <tool_response>).
-JSON_PARSE_ERROR = "[Json Parse Error]: Tool call is not a valid JSON."
-PYTHON_NOT_AVAILABLE = "PythonInterpreter tool not available"  # what a PythonInterpreter call gets
+JSON_PARSE_ERROR = "[Json Parse Error]: Tool call is not a valid JSON."  # line 451
+# A <tool_call> whose text contains "python" (any case) goes to the interpreter; without a
+# <code> block the reference answers PYTHON_FORMAT_ERROR (lines 417-440), whatever tool the JSON names.
+PYTHON_NOT_AVAILABLE = "PythonInterpreter tool not available"  # line 647: no interpreter in the registry
 VISIT_NO_URL = "[Visit] No valid URL provided"
 CROP_INVALID_BBOX = "[CropAndSearch] Invalid bbox format"
 
@@ -296,12 +299,13 @@ FINAL_FORMAT = "<think>your final thinking</think>\n<answer>your answer</answer>
 
 
 def tool_not_found(name: str, available: Sequence[str]) -> str:
-    """Reference wording for a call to a tool the session does not have."""
+    """Reference wording for a call to a tool the session does not have (line 629);
+    `available` in the registry's order (see registry_order)."""
     return f"Tool {name} not found. Available tools: {list(available)}"
 
 
 def tool_error(name: str, error: object) -> str:
-    """Reference wording for a tool that raised."""
+    """Reference wording for a tool that raised (line 626): the exception's text, no type name."""
     return f"Error calling tool {name}: {error}"
 
 

@@ -18,6 +18,9 @@ from vdr_cli.errors import ExitStatus, InputError, UsageError
 from vdr_cli.trace.events import Event
 
 
+DEFAULT_MAX_TOKENS = 4096  # longest in-process turn when --max-tokens is not given
+
+
 @dataclass
 class AskRequest:
     args: list[str] = field(default_factory=list)
@@ -34,7 +37,7 @@ class AskRequest:
     temperature: float = 0.6
     top_p: float = 0.95
     seed: int | None = None
-    max_tokens: int = 4096
+    max_tokens: int | None = None  # None: 4096 in-process; not sent to HTTP servers (as the reference)
     summaries: str = "model"
     summary_model: str | None = None  # another model for page summaries (the reference's setup)
     summary_mmproj: str | None = None  # its vision projector, for a .gguf path
@@ -156,9 +159,16 @@ def open_model_for(req: AskRequest, conf: dict[str, Any], model_text: str | None
     from vdr_cli.models.spec import parse_spec
 
     spec = parse_spec(model_text or conf["model"], mmproj=req.mmproj)
-    opts = LoadOptions(ctx=parse_ctx(req.ctx) or spec.ctx or conf["ctx"], n_gpu_layers=conf["n_gpu_layers"],
-                       threads=conf["threads"], verbose=req.verbose, api_key=conf["api_key"], kv_type=req.kv_type)
-    return spec, open_model(spec, opts)
+    # An HTTP server's context comes from --ctx or from the server itself (model.ctx is for in-process models).
+    ctx = parse_ctx(req.ctx) or spec.ctx or (None if spec.kind == "openai" else conf["ctx"])
+    opts = LoadOptions(ctx=ctx, n_gpu_layers=conf["n_gpu_layers"], threads=conf["threads"],
+                       verbose=req.verbose, api_key=conf["api_key"], kv_type=req.kv_type)
+    model = open_model(spec, opts)
+    if spec.kind == "openai" and model.info.extra.get("ctx_source") == "guess":
+        from vdr_cli.render.output import say
+
+        say("ask", "warning", f"the server does not say its context size; assuming {model.n_ctx} tokens (give --ctx)")
+    return spec, model
 
 
 _python_notice_said = False
@@ -248,10 +258,15 @@ def loop_config(req: AskRequest, model_name: str, tools: list[str], on_token: Ca
         raise UsageError("--summary-mmproj goes with --summary-model", hint="give --summary-model FILE.gguf too")
     if req.summary_model and req.summaries != "model":
         raise UsageError("--summary-model is for model summaries", hint="drop --summaries extractive, or --summary-model")
-    sampling = SamplingParams(temperature=req.temperature, top_p=req.top_p, seed=req.seed, max_tokens=req.max_tokens)
+    constrain = wants_grammar(req.grammar, model_name)
+    # The reference sends no max_tokens unless given; grammar mode (models not trained on the
+    # format, beyond the reference anyway) caps every turn.
+    explicit = frozenset({"max_tokens"} if req.max_tokens is not None or constrain else set())
+    sampling = SamplingParams(temperature=req.temperature, top_p=req.top_p, seed=req.seed,
+                              max_tokens=req.max_tokens or DEFAULT_MAX_TOKENS, explicit=explicit)
     return LoopConfig(max_steps=req.max_steps, max_seconds=req.max_time, sampling=sampling,
-                      constrain=wants_grammar(req.grammar, model_name), tools=tuple(tools), image_ids=tuple(image_ids),
-                      answer_reserve=min(1024, req.max_tokens), on_token=on_token, fold=fold)
+                      constrain=constrain, tools=tuple(tools), image_ids=tuple(image_ids),
+                      answer_reserve=min(1024, sampling.max_tokens), on_token=on_token, fold=fold)
 
 
 def live_view(req: AskRequest):

@@ -22,7 +22,7 @@ from vdr_cli.agent.fold import rebuild
 from vdr_cli.agent.loop import Emit, LoopConfig, Outcome, ResearchLoop
 from vdr_cli.agent.toolbox import SessionImage, Toolbox
 from vdr_cli.errors import InputError
-from vdr_cli.models.base import ImageInput, ModelSession, Turn
+from vdr_cli.models.base import IMAGE_MARKER, ImageInput, ModelSession, Turn
 from vdr_cli.models.errors import NoVisionError
 from vdr_cli.trace.events import SCHEMA_VERSION, Event, event, now_iso
 
@@ -56,7 +56,10 @@ class SessionSpec:
         return prompt.system_prompt(self.tools, self.date, with_images=bool(self.images))
 
     def first_turn(self) -> Turn:
+        """The question, then the images (the reference eval's content order)."""
         text = prompt.first_user_text(self.question, [img.id for img in self.images])
+        if not prompt.IMAGES_FIRST:
+            text += IMAGE_MARKER * len(self.images)
         return Turn("user", text, [ImageInput(id=img.id, path=img.path) for img in self.images])
 
     def header(self) -> Event:
@@ -150,6 +153,9 @@ def resume_session(recorded: Recorded, model: ModelSession, toolbox: Toolbox, em
     The caller has already copied the recorded events it keeps into the new
     trace; `emit` receives only what happens from here on.
     """
+    from vdr_cli.agent.loop import follow_up
+    from vdr_cli.agent.turns import parse_turn
+
     spec = spec_from_header(recorded.header)
     loop = ResearchLoop(model, toolbox, emit, config)
     steps = [(s, r) for s, r in recorded.steps if upto_step is None or int(s["n"]) <= upto_step]
@@ -157,23 +163,27 @@ def resume_session(recorded: Recorded, model: ModelSession, toolbox: Toolbox, em
     entries = rebuild(steps, [f for f in recorded.folds if int(f.get("step", 0)) in done])
     model.start(spec.system_prompt(), spec.first_turn())
     head = model.n_tokens
-    for entry in entries:
+    for entry in entries:  # the conversation as the model saw it (folds applied)
         model.append(entry.turn())
     if loop.folder is not None:
         loop.folder.entries, loop.folder.head_tokens = entries, head
-    pending: str | None = None
-    for step, result in steps:
+    pending: list[str] = []
+    for step, result in steps:  # the loop's own state, rebuilt
+        parsed = parse_turn(step["raw"], lenient=config.constrain)
         loop.step_n = int(step["n"])
+        loop.last_content = parsed.content
+        repetitive = loop._repeated(parsed)  # the count the reference keeps
+        if repetitive and step.get("dropped"):
+            pending = [prompt.final_answer_request("repetition", config.max_steps)]
+            loop.final_requested = "answer"
+            continue
         if result is not None:
             loop._learn_urls(result.get("data") or [])
             loop.calls += 1
             loop.tool_counts[result["tool"]] = loop.tool_counts.get(result["tool"], 0) + 1
-            pending = None
+            pending = []
         else:
-            from vdr_cli.agent.turns import parse_turn
-
-            parsed = parse_turn(step["raw"])
-            pending = prompt.FORMAT_ERROR if parsed.kind == "invalid" else None
+            pending = [] if parsed.kind in ("call", "answer") else [follow_up(parsed, repetitive)]
     return loop.loop(pending)
 
 

@@ -101,19 +101,31 @@ class WebToolbox:
         self.python_enabled = python  # PythonInterpreter in the prompt (a sandbox is available)
         self._sources: dict[str, Any] = {}  # image id -> opened Source: read and hashed once a session
 
-    async def call(self, tool: str, args: dict[str, Any]) -> ToolOutcome:
+    def _handlers(self) -> dict[str, Callable[[dict[str, Any]], Awaitable[ToolOutcome]]]:
         handlers = {"search": self.search, "visit": self.visit, "crop_and_search": self.crop_and_search}
         if self.zoom_enabled:
             handlers["zoom"] = self.zoom
-        if tool == "PythonInterpreter":
-            handlers[tool] = self.python  # answers "not available" itself when off, as the reference does
-        handler = handlers.get(tool)
+        if self.python_enabled:
+            handlers["PythonInterpreter"] = self.python
+        return handlers
+
+    def names(self) -> list[str]:
+        """The tools this toolbox runs, in the order of the reference's tool registry."""
+        from vdr_cli.agent.prompt import registry_order
+
+        return registry_order(self._handlers())
+
+    async def call(self, tool: str, args: dict[str, Any]) -> ToolOutcome:
+        from vdr_cli.agent.prompt import tool_error, tool_not_found
+
+        # PythonInterpreter answers "not available" itself when off, as the reference does.
+        handler = self.python if tool == "PythonInterpreter" else self._handlers().get(tool)
         if handler is None:
-            return ToolOutcome(f"Tool {tool} not found. Available tools: {sorted(handlers)}", ok=False, error="unknown tool")
+            return ToolOutcome(tool_not_found(tool, self.names()), ok=False, error="unknown tool")
         try:
             return await handler(args)
         except VdrError as exc:
-            return ToolOutcome(f"Error calling tool {tool}: {exc.message}", ok=False, error=exc.message)
+            return ToolOutcome(tool_error(tool, exc.message), ok=False, error=exc.message)
 
     # --- search ----------------------------------------------------------------
 

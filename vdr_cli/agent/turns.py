@@ -1,8 +1,10 @@
 """Parsing one assistant turn: `<think>`, then one `<tool_call>` or an `<answer>`.
 
-Models slip: single quotes, trailing commas, unquoted keys, code fences,
-Python literals.  `loads_lenient` repairs those before giving up, so a small
-slip costs nothing and a real mess gets the corrective message.
+`parse_turn` follows the reference eval's rules to the letter (json5, the "python"
+routing, the first call of a turn, a call winning over an answer), because the model
+was trained on what those rules send back. Models not trained on the format may get
+`loads_lenient`, which repairs the usual slips (single quotes, trailing commas,
+unquoted keys, code fences, Python literals) before giving up.
 """
 
 from __future__ import annotations
@@ -14,11 +16,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from vdr_cli.agent.prompt import PYTHON
+from vdr_cli.agent import prompt
 
 _THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.S)
-_CALL = re.compile(r"<tool_call>(.*?)</tool_call>", re.S)
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
 _FENCE = re.compile(r"^\s*```(?:json|JSON|json5)?\s*(.*?)\s*```\s*$", re.S)
 _TRAILING_COMMA = re.compile(r",(\s*[}\]])")
 _BARE_KEY = re.compile(r'([{,]\s*)([A-Za-z_][\w\-]*)(\s*:)')
@@ -26,12 +26,25 @@ _BARE_KEY = re.compile(r'([{,]\s*)([A-Za-z_][\w\-]*)(\s*:)')
 
 @dataclass
 class ParsedTurn:
-    kind: str  # "call", "answer" or "invalid"
+    """One assistant turn, classified as the reference eval classifies it.
+
+    kind: "call" (run `tool` with `args`), "call_error" (a <tool_call> the reference cannot
+    run: `result` is the tool response it sends instead), "answer" or "invalid" (neither:
+    the format-error turn follows)."""
+
+    kind: str
     think: str | None = None
     tool: str | None = None
     args: dict[str, Any] = field(default_factory=dict)
     answer: str | None = None
     error: str | None = None  # why a turn is invalid (for the trace, not the model)
+    content: str = ""  # the turn cut at a hallucinated <tool_response> (not stripped)
+    result: str | None = None  # call_error: the tool response text
+
+    @property
+    def history(self) -> str:
+        """The assistant turn as the conversation keeps it: cut, then stripped (reference)."""
+        return self.content.strip()
 
 
 def loads_lenient(text: str) -> Any:
@@ -58,58 +71,83 @@ def loads_lenient(text: str) -> Any:
     return value
 
 
-def parse_turn(raw: str) -> ParsedTurn:
-    """Classify one assistant turn; a tool call wins over an answer, as in the reference."""
+def parse_turn(raw: str, lenient: bool = False) -> ParsedTurn:
+    """Classify one assistant turn exactly as deepresearch_agent.py@67af60f does (lines 397-466).
+
+    - Anything from a hallucinated `<tool_response>` on is cut (lines 397-400).
+    - A `<tool_call>` and a `</tool_call>` anywhere make a call, even after an answer
+      (line 403); only the first call of a turn runs (line 413).
+    - A call whose text contains "python" (any case) is a PythonInterpreter call whatever
+      its JSON says; its code is the first `<code>` block in it (lines 417-440).
+    - Other calls are read with json5, as the reference reads them (line 444); what json5
+      refuses gets the reference's Json Parse Error as its tool response.
+    - Else `<answer>` and `</answer>` make an answer (line 462); else the turn is invalid.
+
+    `lenient`: for models not trained on the format, the usual JSON slips are repaired
+    (loads_lenient) before a call is refused. Never on by default.
+    """
     think_match = _THINK.search(raw)
     think = think_match.group(1).strip() if think_match else None
-    # Anything after a hallucinated tool response is not the model's to say.
-    if "<tool_response>" in raw:
-        raw = raw[: raw.index("<tool_response>")]
-    call = _CALL.search(raw)
-    if call:
-        python = python_args(raw)
-        if python is not None:
-            return ParsedTurn("call", think=think, tool=PYTHON, args=python)
+    content = raw[: raw.index("<tool_response>")] if "<tool_response>" in raw else raw
+    if "<tool_call>" in content and "</tool_call>" in content:
+        text = content.split("<tool_call>")[1].split("</tool_call>")[0]
+        if "python" in text.lower():
+            if "<code>" not in text:
+                return ParsedTurn("call_error", think=think, content=content, result=prompt.PYTHON_FORMAT_ERROR,
+                                  tool=prompt.PYTHON, error="PythonInterpreter call without a <code> block")
+            code = text.split("<code>")[1].split("</code>")[0].strip()
+            return ParsedTurn("call", think=think, tool=prompt.PYTHON, args={"code": code}, content=content)
+        return _json_call(text, think, content, lenient)
+    if "<answer>" in content and "</answer>" in content:
+        answer = content.split("<answer>")[1].split("</answer>")[0].strip()
+        return ParsedTurn("answer", think=think, answer=answer, content=content)
+    return ParsedTurn("invalid", think=think, content=content, error="no <tool_call> or <answer>")
+
+
+def _json_call(text: str, think: str | None, content: str, lenient: bool) -> ParsedTurn:
+    def refused(why: str) -> ParsedTurn:
+        return ParsedTurn("call_error", think=think, content=content, result=prompt.JSON_PARSE_ERROR, error=why)
+
+    try:
+        import json5
+
+        data = json5.loads(text)
+    except Exception:  # json5 raises ValueError, and RecursionError on deep nesting
+        if not lenient:
+            return refused("tool call is not valid JSON")
         try:
-            data = loads_lenient(call.group(1))
-        except ValueError:
-            return ParsedTurn("invalid", think=think, error="tool call is not valid JSON")
-        if not isinstance(data, dict) or not isinstance(data.get("name"), str):
-            return ParsedTurn("invalid", think=think, error='tool call needs {"name": ..., "arguments": {...}}')
-        args = data.get("arguments", data.get("parameters", {}))
-        if isinstance(args, str):
-            try:
-                args = loads_lenient(args)
-            except ValueError:
-                return ParsedTurn("invalid", think=think, error="tool call arguments are not valid JSON")
-        if not isinstance(args, dict):
-            return ParsedTurn("invalid", think=think, error="tool call arguments must be an object")
-        return ParsedTurn("call", think=think, tool=data["name"], args=args)
-    answer = _ANSWER.search(raw)
-    if answer:
-        return ParsedTurn("answer", think=think, answer=answer.group(1).strip())
-    return ParsedTurn("invalid", think=think, error="no <tool_call> or <answer>")
+            data = loads_lenient(text)
+        except (ValueError, TypeError):
+            return refused("tool call is not valid JSON")
+    if not isinstance(data, dict):
+        return refused('tool call needs {"name": ..., "arguments": {...}}')  # the reference's .get() fails
+    name = data.get("name", "")
+    args = data.get("arguments", {})
+    if lenient and isinstance(args, str):
+        try:
+            args = loads_lenient(args)
+        except (ValueError, TypeError):
+            pass
+    if isinstance(name, (list, dict)):
+        return refused("tool name is not a string")  # unhashable: the reference's registry lookup fails
+    if not isinstance(args, dict):
+        # The reference sets args["image_id"] for crop_and_search (a TypeError, so Json Parse
+        # Error); other tools fail inside the tool call.
+        if name == "crop_and_search":
+            return refused("tool call arguments must be an object")
+        return ParsedTurn("call_error", think=think, content=content, tool=_py_str(name),
+                          result=prompt.tool_error(_py_str(name), "arguments must be a JSON object"),
+                          error="tool call arguments must be an object")
+    return ParsedTurn("call", think=think, tool=_py_str(name), args=args, content=content)
 
 
-def python_args(raw: str) -> dict[str, str] | None:
-    """The reference's PythonInterpreter rule: a tool call whose text mentions "python"
-    (any case, anywhere: even a search query) is a Python call, and its code is what
-    lies between <code> and </code> inside it, stripped.
-
-    Returns None for other calls, {"code": CODE} for a Python call, and {} when
-    it has no <code> (the reference's "[Python Interpreter Error]: Python code
-    formatting error.").  The string
-    splits are the reference's own (deepresearch_agent.py@67af60f `_run`; bac38dc
-    lines 490-503), so edge cases (no </code>, several calls) cut where it cuts.
-    """
-    if "<tool_call>" not in raw or "</tool_call>" not in raw:
-        return None
-    call_text = raw.split("<tool_call>")[1].split("</tool_call>")[0]
-    if "python" not in call_text.lower():
-        return None
-    if "<code>" not in call_text:
-        return {}
-    return {"code": call_text.split("<code>")[1].split("</code>")[0].strip()}
+def _py_str(value: Any) -> str:
+    """A JSON scalar as Python's str() writes it (the reference formats names with f-strings)."""
+    if value is None:
+        return "None"
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    return str(value)
 
 
 def is_repetitive(text: str, n: int = 30, threshold: float = 0.5) -> bool:

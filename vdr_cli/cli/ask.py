@@ -55,7 +55,7 @@ def ask_command(
     temperature: float = typer.Option(0.6, "--temperature", help="Sampling temperature (0: greedy)."),
     top_p: float = typer.Option(0.95, "--top-p", help="Nucleus sampling."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Sampling seed, for repeatable runs."),
-    max_tokens: int = typer.Option(4096, "--max-tokens", help="Longest single model turn, in tokens."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Longest single model turn, in tokens (default: 4096 in-process; HTTP servers get no limit, as in the reference eval)."),
     summaries: str = typer.Option("model", "--summaries", help="How visit summarises pages: model (side generation) or extractive (no model)."),
     summary_model: Optional[str] = typer.Option(None, "--summary-model", help="Model that summarises visit pages and crop_and_search hits (registered name, .gguf path or openai:MODEL@URL; the reference uses a separate extractor). Default: the session's own model, by side generation."),
     summary_mmproj: Optional[str] = typer.Option(None, "--summary-mmproj", help="Vision projector GGUF for a .gguf --summary-model (without one it reads pages as text)."),

@@ -66,6 +66,9 @@ class SamplingParams:
     repeat_penalty: float = 1.0
     seed: int | None = None
     max_tokens: int = 2048
+    # Fields the user set. An HTTP request sends temperature and top_p (as the reference
+    # eval does) and, of the others, only these; in-process every field applies.
+    explicit: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,14 @@ class ModelSession(Protocol):
         on_token: TokenCallback | None = None,
         cancel: threading.Event | None = None,
     ) -> GenerationResult: ...
+
+    def amend_last(self, text: str | None) -> None:
+        """Make the last assistant turn read ``text`` in the context (None: remove the turn).
+
+        The reference keeps each turn cut at a hallucinated ``<tool_response>`` and
+        stripped, and leaves a third repetitive turn out; the next request must hold
+        exactly that (a no-op when ``text`` is what was generated)."""
+        ...
 
     def side_generate(
         self,

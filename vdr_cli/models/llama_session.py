@@ -83,6 +83,8 @@ class LlamaSession:
         self._prompt_tokens = 0  # evaluated since the last generate(), reported by it
         self._prompt_ms = 0.0
         self._logits_ok = False  # the context's last logits belong to the main sequence
+        self._last_turn: tuple[tuple[int, int], int, int] | None = None  # amend_last: turn mark, after-header pos/cells
+        self._last_ids: list[int] = []
         try:
             self._model = glue.load_model(self.model_path, n_gpu_layers)
             self._vocab = glue.Vocab(self._model)
@@ -182,15 +184,39 @@ class LlamaSession:
         with self._lock:
             t0 = time.perf_counter()
             seq = self._main
+            self._last_turn = None
             if self._free(seq) < len(self._header) + len(self._close) + 1:
                 return self._result(_Gen("", [], "context_full", None, 0.0, 0.0), t0)
             mark = (self.n_tokens, self.n_pos)
             self._eval(seq, "", (), extra=self._header)
             self._turns.append(mark)
+            self._last_turn = (mark, seq.pos, seq.cells)
             gen = self._run(seq, params, stop, grammar, on_token, cancel)
+            self._last_ids = list(gen.ids)
             self._stats.generate_calls += 1
             self._stats.tokens_generated += len(gen.ids)
             return self._result(gen, t0)
+
+    def amend_last(self, text: str | None) -> None:
+        """Re-evaluate the last assistant turn as ``text`` (None: drop it with its header)
+        unless ``text`` tokenizes to what was generated: the context then holds what the
+        chat template gives for the amended conversation."""
+        with self._lock:
+            if self._last_turn is None:
+                raise ModelError("no assistant turn to amend")
+            mark, pos1, cells1 = self._last_turn
+            self._last_turn, self._logits_ok = None, False
+            if text is None:
+                self.truncate(mark[0])
+                return
+            ids = self._vocab.tokenize(text, special=False)  # content, as a server reads it
+            if ids == self._last_ids:
+                return
+            # The generated tokens leave the KV cache; the new text is evaluated with the
+            # next turn, as a generated turn's end is.
+            seq = self._main
+            glue.seq_remove(seq.ctx, seq.seq_id, pos1)
+            seq.pos, seq.cells, seq.pending = pos1, cells1, ids + list(self._close)
 
     def side_generate(self, messages: Sequence[Turn], params: SamplingParams,
                       grammar: str | None = None, stop: Sequence[str] = ()) -> GenerationResult:

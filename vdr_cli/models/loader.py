@@ -68,6 +68,8 @@ def describe(spec: ModelSpec, session: ModelSession) -> dict[str, Any]:
         out["gguf"] = str(spec.gguf)
     if spec.mmproj:
         out["mmproj"] = str(spec.mmproj)
+    if info.extra.get("ctx_source"):
+        out["ctx_source"] = info.extra["ctx_source"]  # "--ctx", "server ...", or "guess"
     if spec.base_url:
         from vdr_cli.net.urls import public_url
 

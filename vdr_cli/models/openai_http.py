@@ -17,7 +17,6 @@ import contextlib
 import json
 import logging
 import queue
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -30,28 +29,14 @@ from vdr_cli.net.urls import public_url
 
 from .base import GenerationResult, ModelInfo, SamplingParams, SessionStats, TokenCallback, Turn, held_back
 from .errors import ContextFullError, ModelError
-from .openai_wire import estimate_tokens, normalize_base_url, to_message
+from .openai_wire import (OpenAIConnectError, OpenAIHTTPError, estimate_tokens, http_error,  # noqa: F401 (re-exported)
+                          normalize_base_url, to_message, context_size, count_tokens)
 
 log = logging.getLogger(__name__)
 
-DEFAULT_N_CTX = 32768
+DEFAULT_N_CTX = 32768  # only when neither --ctx nor the server says (and then a warning)
 GrammarField = Literal["grammar", "guided_grammar"]
-# Servers word "prompt too long" differently: vLLM/OpenAI "maximum context length",
-# llama-server "exceeds the available context size", OpenAI's code "context_length_exceeded".
-_CONTEXT_RE = re.compile(r"context[ _](length|size|window)|maximum context|exceeds? the (available )?context", re.I)
 _FINISH = {"length": "length", "stop": "stop", "eos": "stop"}
-
-
-class OpenAIHTTPError(ModelError):
-    """The server answered with an HTTP error (after retries, where retrying made sense)."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class OpenAIConnectError(ModelError):
-    """The server could not be reached, timed out, or broke off a stream."""
 
 
 @dataclass
@@ -71,10 +56,16 @@ class OpenAISession:
     (llama-server, llama-cpp-python), ``"guided_grammar"`` (vLLM's older
     guided decoding; newer vLLM takes ``structured_outputs``: pass it through
     ``extra_body``), or None for servers without grammars (a grammar is then
-    dropped with a warning). ``llama_params`` sends llama.cpp's extra sampling
-    fields (top_k, min_p, repeat_penalty, cache_prompt); turn it off for hosted
-    APIs that reject unknown fields. ``timeout`` is the longest wait for the
-    next byte: a long prompt on a CPU server can take minutes before the first token.
+    dropped with a warning). Requests carry what the reference eval sends
+    (model, messages, temperature, top_p) plus only the fields the user set
+    (``SamplingParams.explicit``: max_tokens, seed, and llama.cpp's top_k, min_p,
+    repeat_penalty unless ``llama_params`` is off, for hosted APIs that reject
+    unknown fields). ``timeout`` is the longest wait for the next byte: a long
+    prompt on a CPU server can take minutes before the first token.
+
+    The context budget: ``n_ctx`` (``--ctx``) if given, else what the server says
+    (vLLM's ``/v1/models`` ``max_model_len``, llama-server's ``/props`` ``n_ctx``),
+    else a guess of DEFAULT_N_CTX; ``ctx_source`` says which (a guess is logged).
     """
 
     def __init__(self, model: str, base_url: str, *, api_key: str | None = None,
@@ -92,6 +83,7 @@ class OpenAISession:
         self._api_key = api_key or None
         self._vision = has_vision
         self._n_ctx = n_ctx
+        self.ctx_source = "--ctx" if n_ctx else "guess"
         self._probed = False
         self._client = httpx.Client(timeout=httpx.Timeout(timeout, connect=connect_timeout),
                                     headers={"User-Agent": USER_AGENT})
@@ -113,7 +105,7 @@ class OpenAISession:
     def info(self) -> ModelInfo:
         self._probe()
         return ModelInfo(name=self.model or "default", backend="openai", n_ctx=self.n_ctx,
-                         has_vision=self._vision, extra={"url": public_url(self.base_url)})
+                         has_vision=self._vision, extra={"url": public_url(self.base_url), "ctx_source": self.ctx_source})
 
     @property
     def n_ctx(self) -> int:
@@ -185,13 +177,24 @@ class OpenAISession:
                 self._stats.tokens_evaluated += prompt + completion
             return self._result(gen, prompt, completion, t0)
 
+    def amend_last(self, text: str | None) -> None:
+        """The next request holds the turn as ``text`` (None: without it). The stream's own
+        text stays what ``generate`` returned."""
+        with self._lock:
+            if not self._messages or self._messages[-1].get("role") != "assistant":
+                raise ModelError("no assistant turn to amend")
+            if text is None:
+                self._messages.pop()
+            elif self._messages[-1]["content"] != text:
+                self._messages[-1] = {"role": "assistant", "content": text}
+
     def side_generate(self, messages: Sequence[Turn], params: SamplingParams,
                       grammar: str | None = None, stop: Sequence[str] = ()) -> GenerationResult:
         """An independent request: the conversation is neither sent nor changed.
         Takes no lock, so several side generations can run concurrently on the server."""
         t0 = time.perf_counter()
         msgs = [to_message(m, self._vision) for m in messages]
-        gen = self._stream(self._body(msgs, params, stop, grammar), stop, None, None)
+        gen = self._stream(self._body(msgs, params, stop, grammar, side=True), stop, None, None)
         prompt, completion, _ = self._count(gen, msgs, 0)
         with self._stats_lock:  # side calls may run on several threads at once
             self._stats.side_calls += 1
@@ -209,22 +212,26 @@ class OpenAISession:
 
     # -- request building ---------------------------------------------------------------
     def _body(self, messages: Sequence[dict[str, Any]], params: SamplingParams,
-              stop: Sequence[str], grammar: str | None) -> dict[str, Any]:
+              stop: Sequence[str], grammar: str | None, side: bool = False) -> dict[str, Any]:
+        """The request: the reference eval's fields (eval_runner.py@67af60f run_task:
+        temperature and top_p always, max_tokens only when given), the user's explicit
+        settings, and streaming (transport only: the model sees the same prompt).
+        Side generations (page summaries) always cap their length."""
         body: dict[str, Any] = {
             "messages": list(messages), "stream": True,
             "stream_options": {"include_usage": True},  # servers that don't know it ignore it
             "temperature": max(params.temperature, 0.0), "top_p": params.top_p,
-            "max_tokens": params.max_tokens,
         }
         if self.model:
             body["model"] = self.model
+        if side or "max_tokens" in params.explicit:
+            body["max_tokens"] = params.max_tokens
         if stop:
             body["stop"] = list(stop)  # also applied here, for servers that cap or ignore stops
         if params.seed is not None:
             body["seed"] = params.seed
         if self.llama_params:
-            body.update(top_k=params.top_k, min_p=params.min_p, repeat_penalty=params.repeat_penalty,
-                        cache_prompt=True)
+            body.update({k: getattr(params, k) for k in ("top_k", "min_p", "repeat_penalty") if k in params.explicit})
         if grammar:
             if self.grammar_field:
                 body[self.grammar_field] = grammar
@@ -368,34 +375,12 @@ class OpenAISession:
         return value
 
     def _http_error(self, status: int | None, reason: str, data: bytes) -> ModelError:
-        detail = " ".join(data.decode("utf-8", "replace").split())
-        try:
-            err = json.loads(data).get("error")
-            detail = str(err.get("message") or err) if isinstance(err, dict) else str(err or detail)
-        except (ValueError, AttributeError):
-            pass
-        detail = " ".join(detail.split())[:300]
-        if self._api_key:
-            detail = detail.replace(self._api_key, "***")
-        head = f"{self.endpoint}: HTTP {status} {reason}".rstrip() if status else f"{self.endpoint}: server error"
-        if (status is None or 400 <= status < 500) and _CONTEXT_RE.search(detail):
-            return ContextFullError(f"{self.endpoint}: context full: {detail}")
-        if status in (401, 403):
-            detail += " (check the API key: keys.openai, VDR_OPENAI_KEY or OPENAI_API_KEY)"
-        return OpenAIHTTPError(f"{head}: {detail}" if detail else head, status)
+        return http_error(self.endpoint, status, reason, data, self._api_key)
 
     # -- accounting ---------------------------------------------------------------------
     @staticmethod
     def _count(gen: _Gen, prompt_msgs: Sequence[dict[str, Any]], before: int) -> tuple[int, int, int]:
-        """(prompt tokens new this turn, completion tokens, context fill), the server's figures
-        first: llama-server's ``timings`` count what it evaluated (prompt-cache hits excluded),
-        ``usage`` the whole prompt; else estimates (content pieces ~ tokens, chars/4)."""
-        usage, t = gen.usage or {}, gen.timings
-        completion = int(usage.get("completion_tokens") or t.get("predicted_n") or gen.pieces)
-        whole = int(usage.get("prompt_tokens") or 0) or (int(t.get("cache_n", 0)) + int(t["prompt_n"])
-                                                         if "prompt_n" in t else estimate_tokens(prompt_msgs))
-        prompt = int(t["prompt_n"]) if "prompt_n" in t else max(0, whole - before)
-        return prompt, completion, whole + completion
+        return count_tokens(gen.usage or {}, gen.timings, gen.pieces, prompt_msgs, before)
 
     def _result(self, gen: _Gen, prompt: int, completion: int, t0: float) -> GenerationResult:
         return GenerationResult(
@@ -406,32 +391,28 @@ class OpenAISession:
 
     # -- server facts -------------------------------------------------------------------
     def _probe(self) -> None:
-        """Ask /v1/models once for the model id and context size; failures keep the defaults."""
+        """Ask the server once for the model id and its context size; failures keep the defaults."""
         if self._probed or (self._n_ctx is not None and self.model):
             return
         self._probed = True
-        try:
-            resp = self._client.get(self.base_url + "/models", headers=self._headers(), timeout=10.0)
-            data = resp.json().get("data") if resp.status_code == 200 else None
-        except (httpx.HTTPError, ValueError, AttributeError):
+        entry = self._get_json("/models")
+        entries = [e for e in entry.get("data") or [] if isinstance(e, dict)] if isinstance(entry.get("data"), list) else []
+        found = next((e for e in entries if e.get("id") == self.model), entries[0] if entries else {})
+        if not self.model and found.get("id"):
+            self.model = str(found["id"])
+        if self._n_ctx is not None:
             return
-        entries = [e for e in data if isinstance(e, dict)] if isinstance(data, list) else []
-        entry = next((e for e in entries if e.get("id") == self.model), entries[0] if entries else {})
-        if not self.model and entry.get("id"):
-            self.model = str(entry["id"])
-        if self._n_ctx is None:
-            meta = entry.get("meta") if isinstance(entry.get("meta"), dict) else {}
-            # llama-server's /v1/models has only the trained size; its window is in /props.
-            n = entry.get("max_model_len") or meta.get("n_ctx") or self._props_n_ctx() or meta.get("n_ctx_train")
-            if isinstance(n, int) and n > 0:
-                self._n_ctx = n
+        props = {} if context_size(found, {})[0] else self._get_json("/props", root=True)  # llama-server
+        n, source = context_size(found, props)
+        if n:
+            self._n_ctx, self.ctx_source = n, source
 
-    def _props_n_ctx(self) -> int | None:
-        """llama-server's window per slot (``/props``), or None where the server has no such page."""
-        root = self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
+    def _get_json(self, path: str, root: bool = False) -> dict[str, Any]:
+        base = self.base_url[: -len("/v1")] if root and self.base_url.endswith("/v1") else self.base_url
         try:
-            resp = self._client.get(root + "/props", headers=self._headers(), timeout=10.0)
-            n = resp.json().get("default_generation_settings", {}).get("n_ctx") if resp.status_code == 200 else None
-        except (httpx.HTTPError, ValueError, AttributeError):
-            return None
-        return n if isinstance(n, int) and n > 0 else None
+            resp = self._client.get(base + path, headers=self._headers(), timeout=10.0)
+            data = resp.json() if resp.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+

@@ -6,11 +6,13 @@ Pure functions, no I/O: `openai_http.OpenAISession` sends what these build.
 from __future__ import annotations
 
 import base64
+import json
+import re
 from typing import Any, Sequence
 
 from .base import IMAGE_MARKER, ImageInput, Turn
 from .chat_template import turn_content
-from .errors import ModelError, NoVisionError
+from .errors import ContextFullError, ModelError, NoVisionError
 
 _IMAGE_TOKENS_GUESS = 256  # only for the n_tokens estimate before the server reports usage
 
@@ -69,3 +71,68 @@ def normalize_base_url(url: str) -> str:
         if url.endswith(suffix):
             url = url[: -len(suffix)]
     return url if url.endswith("/v1") else url + "/v1"
+
+
+class OpenAIHTTPError(ModelError):
+    """The server answered with an HTTP error (after retries, where retrying made sense)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class OpenAIConnectError(ModelError):
+    """The server could not be reached, timed out, or broke off a stream."""
+
+
+# Servers word "prompt too long" differently: vLLM/OpenAI "maximum context length",
+# llama-server "exceeds the available context size", OpenAI's code "context_length_exceeded".
+_CONTEXT_RE = re.compile(r"context[ _](length|size|window)|maximum context|exceeds? the (available )?context", re.I)
+
+
+def http_error(endpoint: str, status: int | None, reason: str, data: bytes, api_key: str | None) -> ModelError:
+    """A server's error answer as one line: the server's message, the key scrubbed from it."""
+    detail = " ".join(data.decode("utf-8", "replace").split())
+    try:
+        err = json.loads(data).get("error")
+        detail = str(err.get("message") or err) if isinstance(err, dict) else str(err or detail)
+    except (ValueError, AttributeError):
+        pass
+    detail = " ".join(detail.split())[:300]
+    if api_key:
+        detail = detail.replace(api_key, "***")
+    head = f"{endpoint}: HTTP {status} {reason}".rstrip() if status else f"{endpoint}: server error"
+    if (status is None or 400 <= status < 500) and _CONTEXT_RE.search(detail):
+        return ContextFullError(f"{endpoint}: context full: {detail}")
+    if status in (401, 403):
+        detail += " (check the API key: keys.openai, VDR_OPENAI_KEY or OPENAI_API_KEY)"
+    return OpenAIHTTPError(f"{head}: {detail}" if detail else head, status)
+
+
+def context_size(models_entry: dict[str, Any], props: dict[str, Any]) -> tuple[int | None, str]:
+    """The context a server says it serves, and where it said so: vLLM/SGLang's
+    ``/v1/models`` ``max_model_len``, else llama-server's ``/props`` ``n_ctx``."""
+    n = models_entry.get("max_model_len")
+    if _positive(n):
+        return n, "server /v1/models max_model_len"
+    settings = props.get("default_generation_settings")
+    n = settings.get("n_ctx") if isinstance(settings, dict) else None
+    n = n if _positive(n) else props.get("n_ctx")
+    return (n, "server /props n_ctx") if _positive(n) else (None, "guess")
+
+
+def _positive(n: Any) -> bool:
+    return isinstance(n, int) and not isinstance(n, bool) and n > 0
+
+
+def count_tokens(usage: dict[str, Any], timings: dict[str, Any], pieces: int,
+                 prompt_msgs: Sequence[dict[str, Any]], before: int) -> tuple[int, int, int]:
+    """(prompt tokens new this turn, completion tokens, context fill), the server's figures
+    first: llama-server's ``timings`` count what it evaluated (prompt-cache hits excluded),
+    ``usage`` the whole prompt; else estimates (content pieces ~ tokens, chars/4)."""
+    t = timings
+    completion = int(usage.get("completion_tokens") or t.get("predicted_n") or pieces)
+    whole = int(usage.get("prompt_tokens") or 0) or (int(t.get("cache_n", 0)) + int(t["prompt_n"])
+                                                     if "prompt_n" in t else estimate_tokens(prompt_msgs))
+    prompt = int(t["prompt_n"]) if "prompt_n" in t else max(0, whole - before)
+    return prompt, completion, whole + completion

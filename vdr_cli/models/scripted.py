@@ -163,6 +163,15 @@ class ScriptedSession:
             return GenerationResult(text, (), finish, prompt, completion,  # type: ignore[arg-type]
                                     (time.perf_counter() - t0) * 1000, stop=hit)
 
+    def amend_last(self, text: str | None) -> None:
+        with self._lock:
+            if not self._transcript or self._transcript[-1].role != "assistant":
+                raise ModelError("no assistant turn to amend")
+            if text is None:
+                self._transcript.pop()
+            else:
+                self._transcript[-1] = Turn("assistant", text)
+
     def side_generate(self, messages: Sequence[Turn], params: SamplingParams,
                       grammar: str | None = None, stop: Sequence[str] = ()) -> GenerationResult:
         """The next side turn (or the side function's answer); the conversation is untouched."""
