@@ -190,7 +190,8 @@ class ResearchLoop:
         # The conversation keeps the turn as the reference keeps it: cut at a hallucinated
         # <tool_response>, stripped (lines 397-407), or not at all (a third repetitive turn).
         if result.finish_reason != "context_full":  # (then the session ends here)
-            self._timed(self.model.amend_last, None if self.dropped else parsed.history)
+            # Grammar mode (not the trained format) keeps the model's own tokens of the same text.
+            self._timed(self.model.amend_last, None if self.dropped else parsed.history, not self.config.constrain)
         fields: dict[str, Any] = {"n": self.step_n, "step": self.step_n, "think": parsed.think, "raw": raw,
                                   "tokens": {"prompt_eval": result.prompt_tokens, "completion": result.completion_tokens},
                                   "ms": round(result.ms, 1), "finish": result.finish_reason}

@@ -164,8 +164,9 @@ class ModelSession(Protocol):
         cancel: threading.Event | None = None,
     ) -> GenerationResult: ...
 
-    def amend_last(self, text: str | None) -> None:
-        """Make the last assistant turn read ``text`` in the context (None: remove the turn).
+    def amend_last(self, text: str | None, exact: bool = True) -> None:
+        """Make the last assistant turn read ``text`` in the context (None: remove the turn);
+        ``exact=False`` lets a backend keep generated tokens that spell the same text.
 
         The reference keeps each turn cut at a hallucinated ``<tool_response>`` and
         stripped, and leaves a third repetitive turn out; the next request must hold

@@ -197,10 +197,11 @@ class LlamaSession:
             self._stats.tokens_generated += len(gen.ids)
             return self._result(gen, t0)
 
-    def amend_last(self, text: str | None) -> None:
+    def amend_last(self, text: str | None, exact: bool = True) -> None:
         """Re-evaluate the last assistant turn as ``text`` (None: drop it with its header)
         unless ``text`` tokenizes to what was generated: the context then holds what the
-        chat template gives for the amended conversation."""
+        chat template gives for the amended conversation. ``exact=False`` also keeps
+        generated tokens that spell ``text`` in another tokenization."""
         with self._lock:
             if self._last_turn is None:
                 raise ModelError("no assistant turn to amend")
@@ -212,6 +213,8 @@ class LlamaSession:
             ids = self._vocab.tokenize(text, special=False)  # content, as a server reads it
             if ids == self._last_ids:
                 return
+            if not exact and b"".join(self._vocab.piece(t) for t in self._last_ids).decode("utf-8", "replace") == text:
+                return  # the same text in the model's own tokens (grammar mode keeps them)
             # The generated tokens leave the KV cache; the new text is evaluated with the
             # next turn, as a generated turn's end is.
             seq = self._main

@@ -177,7 +177,7 @@ class OpenAISession:
                 self._stats.tokens_evaluated += prompt + completion
             return self._result(gen, prompt, completion, t0)
 
-    def amend_last(self, text: str | None) -> None:
+    def amend_last(self, text: str | None, exact: bool = True) -> None:
         """The next request holds the turn as ``text`` (None: without it). The stream's own
         text stays what ``generate`` returned."""
         with self._lock:

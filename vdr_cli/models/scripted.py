@@ -163,7 +163,7 @@ class ScriptedSession:
             return GenerationResult(text, (), finish, prompt, completion,  # type: ignore[arg-type]
                                     (time.perf_counter() - t0) * 1000, stop=hit)
 
-    def amend_last(self, text: str | None) -> None:
+    def amend_last(self, text: str | None, exact: bool = True) -> None:
         with self._lock:
             if not self._transcript or self._transcript[-1].role != "assistant":
                 raise ModelError("no assistant turn to amend")
