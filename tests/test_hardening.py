@@ -639,4 +639,6 @@ def test_model_info_of_a_corrupt_gguf_is_one_line(tmp_path):
 def test_malformed_tool_calls_are_invalid_turns_not_crashes(body):
     from vdr_cli.agent.turns import parse_turn
 
-    assert parse_turn(f"<think>x</think>\n<tool_call>{body}</tool_call>").kind == "invalid"
+    turn = parse_turn(f"<think>x</think>\n<tool_call>{body}</tool_call>")
+    # not a crash: the reference's Json Parse Error goes back as the tool response
+    assert (turn.kind, turn.result) == ("call_error", "[Json Parse Error]: Tool call is not a valid JSON.")
