@@ -49,8 +49,8 @@ def test_parse_is_the_references_by_default():
     fenced = parse_turn('<tool_call>```json\n{"name": "search", "arguments": {"query": ["q"]}}\n```</tool_call>')
     assert (fenced.kind, fenced.result) == ("call_error", "[Json Parse Error]: Tool call is not a valid JSON.")
     # "python" anywhere in the call text routes it to the interpreter
-    assert parse_turn('<tool_call>{"name": "search", "arguments": {"query": ["python"]}}</tool_call>').result == \
-        "[Python Interpreter Error]: Python code formatting error."
+    routed = parse_turn('<tool_call>{"name": "search", "arguments": {"query": ["python"]}}</tool_call>')
+    assert (routed.kind, routed.tool, routed.args) == ("call", "PythonInterpreter", {})  # -> the formatting error
     py = parse_turn('<tool_call>\n{"name": "PythonInterpreter", "arguments": {}}\n<code>\nprint(1)\n</code>\n</tool_call>')
     assert (py.kind, py.tool, py.args) == ("call", "PythonInterpreter", {"code": "print(1)"})
     # the history text: cut at a hallucinated <tool_response>, stripped

@@ -78,7 +78,7 @@ def parse_turn(raw: str, lenient: bool = False) -> ParsedTurn:
     - A `<tool_call>` and a `</tool_call>` anywhere make a call, even after an answer
       (line 403); only the first call of a turn runs (line 413).
     - A call whose text contains "python" (any case) is a PythonInterpreter call whatever
-      its JSON says; its code is the first `<code>` block in it (lines 417-440).
+      its JSON says; its code is the first `<code>` block in it, args {} without one (lines 417-440).
     - Other calls are read with json5, as the reference reads them (line 444); what json5
       refuses gets the reference's Json Parse Error as its tool response.
     - Else `<answer>` and `</answer>` make an answer (line 462); else the turn is invalid.
@@ -92,11 +92,9 @@ def parse_turn(raw: str, lenient: bool = False) -> ParsedTurn:
     if "<tool_call>" in content and "</tool_call>" in content:
         text = content.split("<tool_call>")[1].split("</tool_call>")[0]
         if "python" in text.lower():
-            if "<code>" not in text:
-                return ParsedTurn("call_error", think=think, content=content, result=prompt.PYTHON_FORMAT_ERROR,
-                                  tool=prompt.PYTHON, error="PythonInterpreter call without a <code> block")
-            code = text.split("<code>")[1].split("</code>")[0].strip()
-            return ParsedTurn("call", think=think, tool=prompt.PYTHON, args={"code": code}, content=content)
+            # No <code>: args {} (the toolbox answers the reference's formatting error).
+            code = {"code": text.split("<code>")[1].split("</code>")[0].strip()} if "<code>" in text else {}
+            return ParsedTurn("call", think=think, tool=prompt.PYTHON, args=code, content=content)
         return _json_call(text, think, content, lenient)
     if "<answer>" in content and "</answer>" in content:
         answer = content.split("<answer>")[1].split("</answer>")[0].strip()
