@@ -55,3 +55,34 @@ def test_batch_input_errors(tmp_path, searx):
     assert r.returncode == 1 and "bad.jsonl:2" in r.stderr.decode()
     r = run_vdr("ask", "--batch", str(bad), "--model", "openai:m@http://127.0.0.1:9/v1", env=searx)
     assert r.returncode == 2 and "needs -o DIR" in r.stderr.decode()
+
+
+# --- llama.cpp's own llama-server: several slots, continuous batching ------------------------
+
+from tests.llamacpp_server import llamacpp  # noqa: E402,F401  (fixture: -np 4, -c 8192)
+
+
+def test_batch_against_a_multi_slot_llama_server(llamacpp, searx, tmp_path):
+    """Four sessions at once against `llama-server -np 4`: every item ends with a valid trace,
+    and with no --ctx the window is the server's per-slot n_ctx read from /props."""
+    import httpx
+
+    props = httpx.get(llamacpp.base + "/props", timeout=10).json()
+    assert props["total_slots"] == 4
+    per_slot = props["default_generation_settings"]["n_ctx"]
+    items = tmp_path / "questions.jsonl"
+    items.write_text("".join(json.dumps({"id": f"q{i}", "question": f"Who built landmark number {i}?"}) + "\n"
+                             for i in range(4)))
+    out = tmp_path / "runs"
+    r = run_vdr("ask", "--batch", str(items), "-o", str(out), "--parallel", "4", "--model", f"openai:smollm2@{llamacpp.url}",
+                "--grammar", "on", "--temperature", "0", "--max-steps", "2", "--max-tokens", "60",
+                "--summaries", "extractive", env=searx, timeout=900)
+    assert r.returncode in (0, 3), r.stderr.decode()
+    lines = [json.loads(l) for l in r.stdout.decode().splitlines()]
+    assert sorted(l["id"] for l in lines) == [f"q{i}" for i in range(4)] and all(l["type"] == "end" for l in lines)
+    for l in lines:
+        events = [json.loads(x) for x in Path(l["trace"]).read_text().splitlines()]
+        assert list(validate_lines(Path(l["trace"]).read_text().splitlines())) == []
+        header = events[0]
+        assert header["model"]["ctx"] == per_slot, header["model"]
+        assert events[-1]["type"] == "end" and any(e["type"] == "step" for e in events)
