@@ -71,9 +71,10 @@ def answer(text: str = "Gustave Eiffel's company, 1889.", think: str = "I have e
     return f"<think>\n{think}\n</think>\n<answer>{text}</answer>"
 
 
-def run_case(rig, outputs: list[str], *, image: bool = True, question: str = QUESTION, args: tuple[str, ...] = ()):
+def run_case(rig, outputs: list[str], *, image: bool = True, question: str = QUESTION, args: tuple[str, ...] = (),
+             served: str | None = None):
     web, tmp, env = rig
-    model = RecordingModel(web, outputs)
+    model = RecordingModel(web, outputs, **({"model": served} if served else {}))
     trace = tmp / "trace.jsonl"
     cmd = ["ask", *([str(tmp / "photo.png")] if image else []), question, "--model", model.spec(),
            "--summaries", "extractive", "-o", str(trace), *args]
@@ -298,6 +299,19 @@ def test_request_fields_are_the_references_unless_set(rig):
     body = model.requests[0]
     assert (body["max_tokens"], body["seed"], body["temperature"]) == (512, 7, 0.3)
     assert not {"top_k", "min_p", "repeat_penalty", "stop", "cache_prompt"} & set(body)
+
+
+@pytest.mark.parametrize("served", ["Qwen3-VL-30B-A3B-Instruct", "policy"])
+def test_the_released_model_served_under_any_name_gets_the_references_requests(rig, served):
+    # The reference serves its policy as "Qwen3-VL-30B-A3B-Instruct" (rllm/eval/deploy/
+    # run_inference_server.sh@67af60f, MODEL_NAME): a served name says nothing about the
+    # weights, so --grammar auto adds no grammar or stop strings over HTTP.
+    outputs = [call("search", {"query": ["Eiffel Tower designer"]}), answer()]
+    r, model, events = run_case(rig, outputs, served=served)
+    assert r.returncode == 0, r.stderr.decode()
+    assert not {"grammar", "guided_grammar", "stop", "max_tokens"} & set(model.requests[0])
+    want = [{**body, "model": served} for body in expected(rig, outputs, events)]
+    assert_conforms(model, want)
 
 
 # --- the server's real context ------------------------------------------------------------

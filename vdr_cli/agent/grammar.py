@@ -77,11 +77,16 @@ def answer_grammar(max_think: int = 600) -> str:
     return turn_grammar([], allow_answer=True, max_think=max_think)
 
 
-def wants_grammar(mode: str, model_name: str) -> bool:
-    """`auto`: constrain models not known to follow the trained format."""
+def wants_grammar(mode: str, model_name: str, http: bool = False) -> bool:
+    """`auto`: constrain in-process models not known to follow the trained format.
+
+    Over HTTP `auto` never constrains: a server is named by whoever runs it (the reference
+    serves its policy as "Qwen3-VL-30B-A3B-Instruct"), so the name says nothing about the
+    weights, the reference sends no grammar, and `grammar` is a llama.cpp server extension
+    that vLLM and SGLang do not take.  `--grammar on` still asks for it."""
     if mode == "on":
         return True
-    if mode == "off":
+    if mode == "off" or http:
         return False
     name = model_name.lower()
     return not any(t in name for t in TRAINED_NAMES)

@@ -235,7 +235,7 @@ def build_toolbox(req: AskRequest, conf: dict[str, Any], images: list, model: An
 
 
 def loop_config(req: AskRequest, model_name: str, tools: list[str], on_token: Callable[[str], None] | None,
-                image_ids: list[str] = ()):
+                image_ids: list[str] = (), http: bool = False):
     from vdr_cli.agent.grammar import wants_grammar
     from vdr_cli.agent.loop import LoopConfig
     from vdr_cli.models.base import SamplingParams
@@ -258,7 +258,7 @@ def loop_config(req: AskRequest, model_name: str, tools: list[str], on_token: Ca
         raise UsageError("--summary-mmproj goes with --summary-model", hint="give --summary-model FILE.gguf too")
     if req.summary_model and req.summaries != "model":
         raise UsageError("--summary-model is for model summaries", hint="drop --summaries extractive, or --summary-model")
-    constrain = wants_grammar(req.grammar, model_name)
+    constrain = wants_grammar(req.grammar, model_name, http)
     # The reference sends no max_tokens unless given; grammar mode (models not trained on the
     # format, beyond the reference anyway) caps every turn.
     explicit = frozenset({"max_tokens"} if req.max_tokens is not None or constrain else set())
@@ -336,7 +336,7 @@ def _fresh(req: AskRequest, image_args: list[str], question: str, quiet: bool = 
             say("ask", "info", f"trace: {sinks.path}")
         try:
             config = loop_config(req, spec.name or model.info.name, tools, live.on_token if live else None,
-                                 [img.id for img in images])
+                                 [img.id for img in images], http=spec.kind == "openai")
             toolbox = build_toolbox(req, conf, images, model, tools, summary_model)
             outcome = run_session(session, model, toolbox, sinks, config)
         finally:
@@ -425,7 +425,7 @@ def _resume(req: AskRequest) -> int:
         say("ask", "info", f"resuming {len(recorded.steps)} recorded steps; trace: {sinks.path}")
         try:
             config = loop_config(req, spec.name or model.info.name, tools, live.on_token if live else None,
-                                 [img.id for img in spec_header.images])
+                                 [img.id for img in spec_header.images], http=spec.kind == "openai")
             toolbox = build_toolbox(req, conf, spec_header.images, model, tools, summary_model)
             outcome = resume_session(recorded, model, toolbox, sinks, config)
         finally:

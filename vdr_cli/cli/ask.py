@@ -50,7 +50,7 @@ def ask_command(
     fold: str = typer.Option("keep-last:3", "--fold", help="When the window fills: keep-last:K (fold older tool results to digests), summarise (the model's own summary replaces old steps) or off (ask for the final answer, as the reference)."),
     fold_at: Optional[float] = typer.Option(None, "--fold-at", help="Fold once the context passes this fraction of the window (default 0.75).", show_default=False),
     kv_type: str = typer.Option("f16", "--kv-type", help="KV cache type for in-process models: f16, q8_0 or q4_0 (quantized caches use flash attention)."),
-    grammar: str = typer.Option("auto", "--grammar", help="Constrain decoding to the turn format: auto (for models not trained on it), on, off."),
+    grammar: str = typer.Option("auto", "--grammar", help="Constrain decoding to the turn format: auto (in-process models not trained on it; never over HTTP), on, off."),
     zoom: bool = typer.Option(False, "--zoom", help="Offer the opt-in zoom tool (crops go back to the model as images)."),
     temperature: float = typer.Option(0.6, "--temperature", help="Sampling temperature (0: greedy)."),
     top_p: float = typer.Option(0.95, "--top-p", help="Nucleus sampling."),

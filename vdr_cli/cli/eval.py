@@ -68,7 +68,7 @@ def eval_command(
     max_steps: int = typer.Option(50, "--max-steps", help="Model calls per item before the final answer is requested (reference: 50)."),
     max_time: Optional[float] = typer.Option(None, "--max-time", help="Wall-time budget per item in seconds."),
     ctx: Optional[int] = typer.Option(None, "--ctx", help="Context window in tokens [config model.ctx]."),
-    grammar: str = typer.Option("auto", "--grammar", help="Constrain decoding to the turn format: auto, on, off."),
+    grammar: str = typer.Option("auto", "--grammar", help="Constrain decoding to the turn format: auto (in-process models not trained on it; never over HTTP), on, off."),
     temperature: float = typer.Option(0.6, "--temperature", help="The agent's sampling temperature (0: greedy)."),
     top_p: float = typer.Option(0.95, "--top-p", help="Nucleus sampling."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Sampling seed, for repeatable runs."),

@@ -65,7 +65,7 @@ def run_again(name: str, *, rerun: bool, live_model: Optional[str], from_step: O
         sinks = Sinks(output, as_json, live_view(req))
         say("replay", "info", f"fork of {name} at step {from_step}: {output}")
         try:
-            config = loop_config(req, _spec.name or session.info.name, tools, None, image_ids)
+            config = loop_config(req, _spec.name or session.info.name, tools, None, image_ids, http=_spec.kind == "openai")
             outcome = fork(events, Path(name), int(from_step), session,
                            lambda images: build_toolbox(req, conf, images, session, tools), config, sinks)
         finally:
