@@ -217,6 +217,10 @@ def test_ctrl_c_ends_the_step_cleanly_with_130(slow_site):
     assert evs[-1]["type"] == "end" and evs[-1]["reason"] == "interrupted"
     assert list(validate_lines(trace.read_text().splitlines())) == []
     assert "Traceback" not in err.decode()
+    # the end's totals: the one step the trace holds, and the search cut short counted as tool time
+    stats = evs[-1]["stats"]
+    assert stats["steps"] == sum(1 for e in evs if e["type"] == "step") == 1
+    assert stats["ms"]["tools"] > 0
 
 
 def test_kill_9_leaves_a_valid_prefix_and_resume_completes_it(slow_site, site):

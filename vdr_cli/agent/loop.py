@@ -178,7 +178,15 @@ class ResearchLoop:
         if room < params.max_tokens:
             params = _with_max_tokens(params, max(16, room))
         stops = GRAMMAR_STOPS if self.config.constrain else ()
-        result = self.model.generate(params, stop=stops, grammar=self._grammar(), on_token=self.config.on_token)
+        t = time.perf_counter()
+        try:
+            result = self.model.generate(params, stop=stops, grammar=self._grammar(), on_token=self.config.on_token)
+        except KeyboardInterrupt:
+            # Interrupted mid-generation: no step event is written, so the end's totals count
+            # the steps the trace holds, and the model time spent so far.
+            self.step_n -= 1
+            self.model_ms += (time.perf_counter() - t) * 1000
+            raise
         raw = _close_tag(result.text, result.stop, result.finish_reason) if stops else result.text
         self.model_ms += result.ms
         self.prompt_tokens += result.prompt_tokens
@@ -233,7 +241,10 @@ class ResearchLoop:
         t = time.perf_counter()
         try:
             outcome = asyncio.run(self.toolbox.call(tool, parsed.args))
-        except (KeyboardInterrupt, ModelError):
+        except KeyboardInterrupt:
+            self.tool_ms += (time.perf_counter() - t) * 1000  # the end's totals include the cut-short tool
+            raise
+        except ModelError:
             raise
         except Exception as exc:  # a tool bug must not end the session: the model is told (line 626)
             outcome = ToolOutcome(content=prompt.tool_error(tool, exc), ok=False, error=f"{type(exc).__name__}: {exc}")
