@@ -112,9 +112,14 @@ class Forced:
         from vdr_cli.models.base import GenerationResult
 
         text = self.turns.pop(0)
-        self.inner.append(Turn("assistant", text))
         hit = next((s for s in stop if s in text), None)
         return GenerationResult(text[:text.index(hit)] if hit else text, (), "stop", 0, 0, 0.0, stop=hit)
+
+    def amend_last(self, text, exact=True):
+        # The loop keeps each turn as the reference keeps it (cut, stripped or dropped):
+        # the forced turn enters the context in that form, as a generated one is amended to.
+        if text is not None:
+            self.inner.append(Turn("assistant", text))
 
 
 def test_a_folded_session_on_the_engine_equals_a_fresh_evaluation_of_its_trace(paths, site, tmp_path) -> None:
