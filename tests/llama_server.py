@@ -85,28 +85,37 @@ def start_server(workdir: Path, timeout: float = 60.0) -> Iterator[LlamaServer]:
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--config_file", str(config)],
                                 stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    url = f"http://127.0.0.1:{port}/v1"
     try:
-        url = f"http://127.0.0.1:{port}/v1"
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited ({proc.returncode}): {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(url + "/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"llama_cpp.server not ready in {timeout}s: {log.read_text()[-2000:]}")
-            time.sleep(0.2)
+        wait_ready(proc, url + "/models", log, timeout, "llama_cpp.server")
         yield LlamaServer(url, proc, log)
     finally:
-        proc.terminate()
+        stop(proc)
+
+
+def wait_ready(proc: subprocess.Popen, probe: str, log: Path, timeout: float, name: str) -> None:
+    """Poll `probe` until it answers 200; the server's log tail in the error if it dies or stalls."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited ({proc.returncode}): {log.read_text()[-2000:]}")
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            if httpx.get(probe, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name} not ready in {timeout}s: {log.read_text()[-2000:]}")
+        time.sleep(0.2)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.llama_server import free_port, smollm2_path
+from tests.llama_server import free_port, smollm2_path, stop, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 VERSION = "11434.0.0"  # keep in step with scripts/build_llama_server.sh
@@ -69,26 +68,10 @@ def start(workdir: Path, slots: int = 4, ctx: int = 8192, threads: int = 2,
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"llama-server exited ({proc.returncode}): {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(base + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"llama-server not ready in {timeout}s: {log.read_text()[-2000:]}")
-            time.sleep(0.2)
+        wait_ready(proc, base + "/health", log, timeout, "llama-server")
         yield LlamaCppServer(base + "/v1", base, slots, ctx, proc, log)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 @pytest.fixture(scope="module")
