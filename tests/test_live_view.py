@@ -111,3 +111,20 @@ def test_batch_on_a_terminal_shows_a_bar_and_a_line_per_item(site):
     piped = subprocess.run([sys.executable, "-m", "vdr_cli", "ask", "--batch", str(batch), "-o", str(tmp / "out2"), "--model", model],
                            capture_output=True, env={**os.environ, **env}, timeout=120)
     assert [json.loads(l)["type"] for l in piped.stdout.decode().splitlines()] == ["end"] * 3  # piped: JSONL, as before
+
+
+def test_a_step_too_quick_to_time_from_its_first_token_still_shows_a_rate():
+    """A fast machine streams a short step in under 50 ms: the rate comes from the step's own time (CI saw none)."""
+    import io
+
+    from rich.console import Console
+
+    from vdr_cli.render.live import LiveView
+
+    out = io.StringIO()
+    view = LiveView(Console(file=out, force_terminal=False, width=160), show_tokens=True, animated=False)
+    view.on_event({"type": "session", "model": {"name": "m", "backend": "llama.cpp"}, "question": "q"})
+    view.on_token("<think>x")
+    view.on_event({"type": "step", "n": 1, "tokens": {"prompt_eval": 10, "completion": 24}, "ms": 30.0})
+    view.status.stop()
+    assert "10+24 tok, 0.0 s, 800.0 tok/s" in out.getvalue(), out.getvalue()

@@ -176,7 +176,9 @@ class LiveView:
             self.steps += 1
             self.tokens += completion
             gen_s = time.perf_counter() - self.t_first
-            rate = f", {completion / gen_s:.1f} tok/s" if completion and gen_s > 0.05 else ""
+            if gen_s < 0.05:  # too short to time from the first token (fast machine, few tokens): the step's time bounds it
+                gen_s = (ev.get("ms") or 0) / 1000
+            rate = f", {completion / gen_s:.1f} tok/s" if completion and gen_s > 0 else ""
             note = f" [red]{_safe(ev['error'])}[/]" if ev.get("error") else ""
             self.console.print(f"  [dim]{tokens.get('prompt_eval', 0)}+{completion} tok, {(ev.get('ms') or 0) / 1000:.1f} s{rate}[/]{note}")
             if ev.get("think") and not self.show_tokens:
