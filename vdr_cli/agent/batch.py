@@ -2,10 +2,10 @@
 
 Each item gets its own trace in the output folder, named by its id; a
 re-run skips items whose trace already ended with an answer.  `run_items`
-is the reusable part (`vdr eval` runs its benchmark items through it).  Against an
-HTTP model server sessions run in parallel threads; an in-process model
-runs them one at a time (one llama.cpp context per process is the memory
-budget of a local machine).
+is the reusable part (`vdr eval` runs its benchmark items through it) and
+`schedule` the one place that decides what runs when.  The model is loaded
+once; sessions run in parallel threads, against an HTTP server or as
+sequences of one in-process llama.cpp context decoded in shared batches.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import json
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -89,8 +90,8 @@ def run_batch(req: Any) -> int:
         raise UsageError("--batch takes its questions from the file, not from arguments")
     if req.output is None:
         raise UsageError("--batch needs -o DIR for the traces")
-    if req.parallel < 1:
-        raise UsageError("--parallel must be at least 1")
+    if req.parallel < 0:
+        raise UsageError("--parallel must be at least 1 (or auto)")
     from vdr_cli.render.live import batch_line
     from vdr_cli.render.output import json_mode
 
@@ -124,57 +125,90 @@ def run_items(items: list[dict[str, Any]], req: Any, out_dir: Path, on_done: Cal
     """One session per item ({id, question, images}), its trace in `out_dir`, `req.parallel` at a time.
 
     `on_done` gets each item's `end` summary in the calling thread, as items
-    finish; items whose trace already ended with an answer are not re-run.
-    One at a time, sessions run in the calling thread, so Ctrl-C reaches the
-    session (it writes its "interrupted" end) and then the caller.
+    finish; items whose trace already ended with an answer are not re-run
+    (and when none is left, no model is loaded).  The model is loaded once
+    (agent/host.py); an in-process one runs `req.parallel` sessions as
+    sequences of one context (0: as many as memory holds).
     """
-    from vdr_cli.agent.runner import run_ask, settings
-    from vdr_cli.render.output import say
-    from vdr_cli.models.spec import parse_spec
+    from vdr_cli.agent.host import ModelHost, settings
 
-    if req.parallel < 1:
-        raise UsageError("--parallel must be at least 1")
+    if req.parallel < 0:
+        raise UsageError("--parallel must be at least 1 (or auto)")
     out_dir.mkdir(parents=True, exist_ok=True)
-    conf = settings(req)
-    spec = parse_spec(req.model or conf["model"], mmproj=req.mmproj)
-    parallel = req.parallel
-    if spec.kind == "llama" and parallel > 1:
-        say("ask", "warning", "an in-process model runs one session at a time; --parallel applies to openai: models")
-        parallel = 1
-
-    def one(item: dict[str, Any]) -> Event:
+    todo = []
+    for item in items:
         path = trace_file(out_dir, item["id"])
-        t0 = time.perf_counter()
         done = finished(path)
-        if done is not None:
-            return event("end", id=item["id"], reason=(done["end"] or {}).get("reason", "answer"), answer=done["answer"],
-                         trace=str(path), skipped=True,
-                         stats=(done["end"] or {}).get("stats", {}))
-        try:
-            images = [fetch_image(str(s)) for s in item["images"]]
-            sub = dataclasses.replace(req, args=[*images, item["question"]], output=path, json_out=True, batch=None,
-                                      resume=None)
-            status = run_ask(sub, quiet=True)
-            done = finished(path)
-            reason = _last_reason(path)
-            return event("end", id=item["id"], reason=reason, answer=(done or {}).get("answer"), trace=str(path),
-                         status=int(status), ms=round((time.perf_counter() - t0) * 1000, 1))
-        except VdrError as exc:
-            return event("end", id=item["id"], reason="error", answer=None, trace=str(path), error=exc.message,
-                         ms=round((time.perf_counter() - t0) * 1000, 1))
+        if done is None:
+            todo.append(item)
+            continue
+        on_done(event("end", id=item["id"], reason=(done["end"] or {}).get("reason", "answer"), answer=done["answer"],
+                      trace=str(path), skipped=True, stats=(done["end"] or {}).get("stats", {})))
+    if not todo:
+        return
+    conf = settings(req)
+    with ModelHost(req, conf, parallel=req.parallel or 0, share_prefix=True) as host:
+        schedule(todo, max(1, host.parallel), lambda item, stop: run_item(host, req, out_dir, item, stop), on_done)
 
+
+def schedule(items: list[dict[str, Any]], parallel: int, run_one: Callable[[dict[str, Any], threading.Event], Event],
+             on_done: Callable[[Event], None]) -> None:
+    """Run `run_one(item, stop)` for every item, `parallel` at a time; summaries go to `on_done` as items finish.
+
+    One at a time, sessions run in the calling thread, so Ctrl-C reaches the
+    session (it writes its "interrupted" end) and then the caller.  In
+    parallel, Ctrl-C sets `stop`: every running session ends with its
+    "interrupted" end event, nothing new starts, then KeyboardInterrupt goes on.
+    """
+    stop = threading.Event()
     if parallel == 1:
         for item in items:
-            on_done(one(item))
+            on_done(run_one(item, stop))
         return
     pool = ThreadPoolExecutor(max_workers=parallel)
+    futures = [pool.submit(run_one, item, stop) for item in items]
     try:
-        for future in as_completed([pool.submit(one, item) for item in items]):
+        for future in as_completed(futures):
             on_done(future.result())
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C: start nothing new
+        stop.set()  # Ctrl-C: running sessions end themselves; start nothing new
+        for future in futures:
+            future.cancel()
+        for future in futures:
+            if not future.cancelled():
+                try:
+                    summary = future.result()
+                except BaseException:  # noqa: BLE001 - the first error is the one re-raised
+                    continue
+                if summary.get("reason") == "interrupted":
+                    on_done(summary)
+        pool.shutdown()
         raise
     pool.shutdown()
+
+
+def run_item(host: Any, req: Any, out_dir: Path, item: dict[str, Any], stop: threading.Event) -> Event:
+    """One item's session on `host`; its `end` summary (an error in one item never reaches the others)."""
+    from vdr_cli.agent.host import run_fresh
+    from vdr_cli.agent.session import load_images
+
+    path = trace_file(out_dir, item["id"])
+    t0 = time.perf_counter()
+    sub = dataclasses.replace(req, args=[], output=path, json_out=True, batch=None, resume=None)
+    try:
+        images = load_images([fetch_image(str(s)) for s in item["images"]],
+                             host.conf["max_pixels"])
+        outcome, _ = run_fresh(host, sub, images, item["question"], quiet=True, interrupt=stop)
+        reason, answer = outcome.reason, outcome.answer
+    except KeyboardInterrupt:
+        if not stop.is_set():
+            raise
+        reason, answer = _last_reason(path), None
+    except VdrError as exc:
+        return event("end", id=item["id"], reason="error", answer=None, trace=str(path), error=exc.message,
+                     ms=round((time.perf_counter() - t0) * 1000, 1))
+    return event("end", id=item["id"], reason=reason, answer=answer, trace=str(path),
+                 status=int(ExitStatus.OK if answer else ExitStatus.ERROR), ms=round((time.perf_counter() - t0) * 1000, 1))
 
 
 def _last_reason(path: Path) -> str:

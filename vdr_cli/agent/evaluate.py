@@ -121,7 +121,7 @@ def judge_spec_text(judge: str | None, ask: Any) -> str:
     """What judges: --judge as given, else the policy model (--model, else config model.default)."""
     if judge is not None:
         return judge
-    from vdr_cli.agent.runner import settings
+    from vdr_cli.agent.host import settings
 
     return ask.model or settings(ask)["model"] or ""
 
@@ -164,7 +164,7 @@ class Judge:
 
     def _open(self) -> Any:
         if self.session is None:
-            from vdr_cli.agent.runner import settings
+            from vdr_cli.agent.host import settings
             from vdr_cli.models.loader import LoadOptions, open_model
 
             conf = settings(self.ask)

@@ -40,6 +40,7 @@ class LoopConfig:
     answer_reserve: int = 1024  # context tokens kept free for the final answer
     fold: FoldPolicy | None = None  # context folding (fold.py); None: the reference's behaviour
     on_token: Callable[[str], None] | None = None
+    interrupt: Any = None  # a threading.Event: set, the session ends as on Ctrl-C (parallel batches)
 
 
 @dataclass
@@ -105,6 +106,7 @@ class ResearchLoop:
         pending = [pending_prompt] if isinstance(pending_prompt, str) else list(pending_prompt or [])
         try:
             while True:
+                self._check_interrupt()
                 if self.final_requested is None:
                     if self.folder is not None:
                         self.model_ms += self.folder.maybe_fold(self.model, self.step_n, self.emit, self.config.answer_reserve)
@@ -180,7 +182,9 @@ class ResearchLoop:
         stops = GRAMMAR_STOPS if self.config.constrain else ()
         t = time.perf_counter()
         try:
-            result = self.model.generate(params, stop=stops, grammar=self._grammar(), on_token=self.config.on_token)
+            result = self.model.generate(params, stop=stops, grammar=self._grammar(), on_token=self.config.on_token,
+                                         cancel=self.config.interrupt)
+            self._check_interrupt()
         except KeyboardInterrupt:
             # Interrupted mid-generation: no step event is written, so the end's totals count
             # the steps the trace holds, and the model time spent so far.
@@ -240,7 +244,7 @@ class ResearchLoop:
         self.tool_counts[tool] = self.tool_counts.get(tool, 0) + 1
         t = time.perf_counter()
         try:
-            outcome = asyncio.run(self.toolbox.call(tool, parsed.args))
+            outcome = asyncio.run(self._interruptible(self.toolbox.call(tool, parsed.args)))
         except KeyboardInterrupt:
             self.tool_ms += (time.perf_counter() - t) * 1000  # the end's totals include the cut-short tool
             raise
@@ -257,6 +261,22 @@ class ResearchLoop:
             self.model_ms += self.folder.maybe_fold(self.model, self.step_n, self.emit, self.config.answer_reserve,
                                                     incoming=len(outcome.content))
         self._append_tool_response(outcome)
+
+    def _check_interrupt(self) -> None:
+        if self.config.interrupt is not None and self.config.interrupt.is_set():
+            raise KeyboardInterrupt
+
+    async def _interruptible(self, call: Any) -> Any:
+        """Await a tool call; a set `interrupt` cancels it (the session then ends as on Ctrl-C)."""
+        if self.config.interrupt is None:
+            return await call
+        task = asyncio.ensure_future(call)
+        while not task.done():
+            await asyncio.wait({task}, timeout=0.05)
+            if self.config.interrupt.is_set() and not task.done():
+                task.cancel()
+                raise KeyboardInterrupt
+        return task.result()
 
     def _append_tool_response(self, outcome: ToolOutcome) -> None:
         text = prompt.tool_response(outcome.content)

@@ -67,10 +67,11 @@ def ask_command(
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the session recorded in this trace."),
     batch: Optional[Path] = typer.Option(None, "--batch", help="JSONL file of questions: one session per line."),
     shard: Optional[str] = typer.Option(None, "--shard", help="With --batch: run only slice I of N (every N-th item from the I-th; 1-based), e.g. 2/4 on the second of four machines.", show_default=False),
-    parallel: int = typer.Option(1, "--parallel", "-P", help="Sessions at once with --batch (HTTP models; in-process models run one at a time)."),
+    parallel: str = typer.Option("1", "--parallel", "-P", help="Sessions at once: N, or auto (in-process: as many context windows as memory holds; they decode in shared batches)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show llama.cpp's own logs."),
     python: Optional[bool] = typer.Option(None, "--python/--no-python", help="Offer the PythonInterpreter tool (code runs in a sandbox: no network, no $HOME). Default: when a sandbox can be built here.", show_default=False),
 ) -> int:
+    from vdr_cli.agent.host import parse_parallel
     from vdr_cli.agent.runner import AskRequest, run_ask
 
     if answer_only and json_out:
@@ -85,7 +86,8 @@ def ask_command(
         max_tokens=max_tokens, summaries=summaries, summary_model=summary_model, summary_mmproj=summary_mmproj,
         summary_tokens=summary_tokens,
         search_provider=search_provider, image_provider=image_provider,
-        allow_private=allow_private, no_cache=no_cache, resume=resume, batch=batch, parallel=parallel, shard=shard, verbose=verbose,
+        allow_private=allow_private, no_cache=no_cache, resume=resume, batch=batch, parallel=parse_parallel(parallel),
+        shard=shard, verbose=verbose,
         python=python,
         fold=fold, fold_at=fold_at, kv_type=kv_type,
     )

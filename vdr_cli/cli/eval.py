@@ -63,7 +63,7 @@ def eval_command(
     shard: Optional[str] = typer.Option(None, "--shard", help="Run only slice I of N (every N-th item from the I-th; 1-based), e.g. 2/4 on the second of four machines; combine the folders with --merge.", show_default=False),
     merge: bool = typer.Option(False, "--merge", help="Combine the output folders of shards (the arguments) into -o DIR: results.jsonl and the metrics of the whole set."),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Only the first N items of the set."),
-    parallel: int = typer.Option(1, "--parallel", "-P", help="Sessions at once (openai: models; in-process models run one at a time)."),
+    parallel: str = typer.Option("1", "--parallel", "-P", help="Sessions at once: N, or auto (in-process: as many context windows as memory holds; they decode in shared batches)."),
     mmproj: Optional[str] = typer.Option(None, "--mmproj", help="Vision projector GGUF for a .gguf --model."),
     max_steps: int = typer.Option(50, "--max-steps", help="Model calls per item before the final answer is requested (reference: 50)."),
     max_time: Optional[float] = typer.Option(None, "--max-time", help="Wall-time budget per item in seconds."),
@@ -82,6 +82,7 @@ def eval_command(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show llama.cpp's own logs."),
 ) -> int:
     from vdr_cli.agent.evaluate import EvalRequest, run_eval
+    from vdr_cli.agent.host import parse_parallel
     from vdr_cli.agent.runner import AskRequest
     from vdr_cli.render.output import json_mode
     from vdr_cli.errors import ExitStatus, UsageError
@@ -99,14 +100,14 @@ def eval_command(
     ask = AskRequest(model=model, mmproj=mmproj, max_steps=max_steps, max_time=max_time, ctx=ctx, grammar=grammar,
                      temperature=temperature, top_p=top_p, seed=seed, max_tokens=max_tokens, summaries=summaries,
                      search_provider=search_provider, image_provider=image_provider, allow_private=allow_private,
-                     no_cache=no_cache, parallel=parallel, shard=shard, verbose=verbose)
+                     no_cache=no_cache, parallel=parse_parallel(parallel), shard=shard, verbose=verbose)
     req = EvalRequest(dataset=dataset_path, out_dir=output, ask=ask, judge=judge, judge_max_tokens=judge_max_tokens,
                       group_by=list(group_by or []), limit=limit)
     show = _result_printer(json_mode(json_out))
     try:
         outcome = run_eval(req, show)
     except KeyboardInterrupt:
-        _interrupted(output, parallel)
+        _interrupted(output, ask.parallel)
         raise
     print_report(outcome.metrics)
     errored = sum(1 for it in outcome.items if not (outcome.records.get(it.id) or {}).get("judge"))
@@ -153,7 +154,7 @@ def _interrupted(output: Path, parallel: int) -> None:
     from vdr_cli.render.output import say
 
     say("eval", "info", f"judged items are kept in {output / 'results.jsonl'}; run the same command again to go on")
-    if parallel > 1:
+    if parallel != 1:
         say("eval", "error", "interrupted")
         # Sessions still running in worker threads would keep the process alive until
         # they finish; their traces are flushed line by line, so leave them now.

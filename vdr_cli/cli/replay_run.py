@@ -24,7 +24,8 @@ def _load(name: str) -> list[dict]:
 
 def run_again(name: str, *, rerun: bool, live_model: Optional[str], from_step: Optional[int], model: Optional[str],
               output: Optional[Path], no_cache: bool, as_json: bool) -> int:
-    from vdr_cli.agent.runner import AskRequest, build_toolbox, loop_config, open_model_for, settings
+    from vdr_cli.agent.host import ModelHost, build_toolbox, loop_config, settings
+    from vdr_cli.agent.runner import AskRequest
 
     if rerun and from_step is not None:
         raise UsageError("--rerun and --from-step exclude each other")
@@ -40,38 +41,44 @@ def run_again(name: str, *, rerun: bool, live_model: Optional[str], from_step: O
     if rerun:
         from vdr_cli.agent.rerun import rerun as do_rerun
 
-        live = None
+        host = live = None
         if live_model:
             req.grammar, req.summaries = "auto", "model"
-            _spec, live = open_model_for(req, conf, live_model)
+            host = ModelHost(req, conf, live_model)
         try:
+            live = host.open_session() if host is not None else None
             config = loop_config(req, "recorded" if live is None else live_model, tools, None, image_ids)
             rows, summary = do_rerun(events, lambda images: build_toolbox(req, conf, images, live, tools), config, live)
         finally:
             if live is not None:
                 live.close()
+            if host is not None:
+                host.close()
         _print(rows + [summary], as_json)
         return ExitStatus.OK
 
     if output is None:
         raise UsageError("--from-step needs -o FILE for the new trace")
     from vdr_cli.agent.rerun import fork
-    from vdr_cli.agent.runner import Sinks, live_view
+    from vdr_cli.agent.runner import live_view
+    from vdr_cli.agent.sinks import Sinks
 
     req.grammar, req.summaries = "auto", "model"
     spec_text = model or (header.get("model") or {}).get("spec")
-    _spec, session = open_model_for(req, conf, spec_text)
-    try:
-        sinks = Sinks(output, as_json, live_view(req))
-        say("replay", "info", f"fork of {name} at step {from_step}: {output}")
+    with ModelHost(req, conf, spec_text) as host:
+        session = host.open_session()
         try:
-            config = loop_config(req, _spec.name or session.info.name, tools, None, image_ids, http=_spec.kind == "openai")
-            outcome = fork(events, Path(name), int(from_step), session,
-                           lambda images: build_toolbox(req, conf, images, session, tools), config, sinks)
+            sinks = Sinks(output, as_json, live_view(req))
+            say("replay", "info", f"fork of {name} at step {from_step}: {output}")
+            try:
+                config = loop_config(req, host.model_name(session), tools, None, image_ids,
+                                     http=host.spec.kind == "openai")
+                outcome = fork(events, Path(name), int(from_step), session,
+                               lambda images: host.toolbox(images, session, tools), config, sinks)
+            finally:
+                sinks.close()
         finally:
-            sinks.close()
-    finally:
-        session.close()
+            session.close()
     return ExitStatus.OK if outcome.answer else ExitStatus.ERROR
 
 

@@ -107,6 +107,8 @@ class SessionStats:
     eval_ms: float = 0.0  # llama_decode time (prompts and generation)
     sample_ms: float = 0.0
     encode_ms: float = 0.0  # image encode + image-embedding decode
+    grammar_rejects: int = 0  # sampled tokens the grammar refused (then resampled over the allowed ones)
+    model_loads: int = 0  # model loads in this process when the session began (a batch loads once)
 
     def as_dict(self) -> dict[str, float | int]:
         return dict(self.__dict__)
@@ -201,3 +203,13 @@ def held_back(text: str, stops: Sequence[str]) -> int:
                 held = k
                 break
     return held
+
+
+def find_stop(text: str, stops: Sequence[str], start: int = 0) -> tuple[int, str] | None:
+    """The earliest stop string in ``text[start:]`` and where it begins, or None."""
+    best: tuple[int, str] | None = None
+    for s in stops:
+        i = text.find(s, start)
+        if i >= 0 and (best is None or i < best[0]):
+            best = (i, s)
+    return best

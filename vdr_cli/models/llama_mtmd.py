@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import ctypes
 import sys
-import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from .base import ImageInput, SamplingParams
-from .errors import ContextFullError, ModelError, ModelLoadError
+from .base import ImageInput
+from .errors import ModelError, ModelLoadError
 from .memory import KV_TYPES
 
 _LOG_LINES: deque[str] = deque(maxlen=20)  # recent warnings/errors, for one-line messages
@@ -87,7 +86,8 @@ def load_model(path: Path, n_gpu_layers: int) -> Any:
 
 
 def new_context(model: Any, *, n_ctx: int, n_batch: int, n_threads: int,
-                flash_attn: bool | None, n_seq_max: int, kv_type: str = "f16") -> Any:
+                flash_attn: bool | None, n_seq_max: int, kv_unified: bool = True,
+                kv_type: str = "f16") -> Any:
     lc = llama()
     params = lc.llama_context_default_params()
     if kv_type not in KV_TYPES:
@@ -97,9 +97,11 @@ def new_context(model: Any, *, n_ctx: int, n_batch: int, n_threads: int,
     params.n_batch = params.n_ubatch = n_batch
     params.n_threads = params.n_threads_batch = n_threads
     params.n_seq_max = n_seq_max
-    # One pool of KV cells for all sequences: side work borrows free cells
-    # instead of halving the main conversation's context.
-    params.kv_unified = True
+    # kv_unified: one pool of KV cells for all sequences (side work borrows free
+    # cells instead of halving the conversation's context).  Otherwise each
+    # sequence has a stream of n_ctx / n_seq_max cells of its own, and its
+    # logits do not depend on what other sequences hold.
+    params.kv_unified = kv_unified
     params.no_perf = False  # keep llama.cpp's own token counters (stats, bench)
     params.flash_attn_type = (lc.LLAMA_FLASH_ATTN_TYPE_AUTO if flash_attn is None else
                               lc.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn else
@@ -135,7 +137,6 @@ class Vocab:
         self.eos = lc.llama_vocab_eos(self.ptr)
         self.add_bos = bool(lc.llama_vocab_get_add_bos(self.ptr))
         self._pieces: dict[int, bytes] = {}
-        self._buf = ctypes.create_string_buffer(256)
 
     def tokenize(self, text: str, special: bool = True) -> list[int]:
         """Token ids of `text`; `special=False` for content, whose `<|im_end|>` must
@@ -152,9 +153,10 @@ class Vocab:
 
     def piece(self, token: int) -> bytes:
         cached = self._pieces.get(token)
-        if cached is None:
-            n = llama().llama_token_to_piece(self.ptr, token, self._buf, len(self._buf), 0, False)
-            cached = self._pieces[token] = self._buf.raw[:max(n, 0)]
+        if cached is None:  # a buffer per call: sessions in several threads share the vocabulary
+            buf = ctypes.create_string_buffer(256)
+            n = llama().llama_token_to_piece(self.ptr, token, buf, len(buf), 0, False)
+            cached = self._pieces[token] = buf.raw[:max(n, 0)]
         return cached
 
     def special_text(self, token: int) -> str:
@@ -171,46 +173,6 @@ class Vocab:
     def single_token(self, text: str) -> int | None:
         ids = self.tokenize(text)
         return ids[0] if len(ids) == 1 else None
-
-
-class TokenBatch:
-    """A reusable llama_batch for text tokens at explicit positions."""
-
-    def __init__(self, n_batch: int) -> None:
-        self.n_batch = n_batch
-        self.batch = llama().llama_batch_init(n_batch, 0, 1)
-
-    def decode(self, ctx: Any, tokens: Sequence[int], pos: int, seq_id: int,
-               logits_last: bool) -> float:
-        """Decode ``tokens`` at positions pos, pos+1, ...; return the time spent (ms)."""
-        lc = llama()
-        b = self.batch
-        ms = 0.0
-        for start in range(0, len(tokens), self.n_batch):
-            part = tokens[start:start + self.n_batch]
-            n = len(part)
-            for i, tok in enumerate(part):
-                b.token[i] = tok
-                b.pos[i] = pos + start + i
-                b.n_seq_id[i] = 1
-                b.seq_id[i][0] = seq_id
-                b.logits[i] = 0
-            if logits_last and start + n == len(tokens):
-                b.logits[n - 1] = 1
-            b.n_tokens = n
-            t0 = time.perf_counter()
-            rc = lc.llama_decode(ctx, b)
-            ms += (time.perf_counter() - t0) * 1000
-            if rc == 1:
-                raise ContextFullError("no free KV cells left in the context")
-            if rc != 0:
-                raise ModelError(f"llama_decode failed (code {rc})")
-        return ms
-
-    def free(self) -> None:
-        if self.batch is not None:
-            llama().llama_batch_free(self.batch)
-            self.batch = None
 
 
 @dataclass
@@ -342,44 +304,6 @@ class Projector:
         if self.ctx:
             mtmd().mtmd_free(self.ctx)
             self.ctx = None
-
-
-def make_sampler(vocab: Vocab, params: SamplingParams, grammar: str | None) -> Any:
-    """A llama.cpp sampler chain; free with ``free_sampler``."""
-    lc = llama()
-    chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
-    add = lambda s: lc.llama_sampler_chain_add(chain, s)  # noqa: E731
-    if params.repeat_penalty != 1.0:
-        add(lc.llama_sampler_init_penalties(vocab.n_vocab, 64, params.repeat_penalty, 0.0, 0.0))
-    if grammar is not None:
-        # Grammar first: top-k etc. must only ever see tokens the grammar allows.
-        g = lc.llama_sampler_init_grammar(vocab.ptr, grammar.encode("utf-8"), b"root")
-        if not g:
-            lc.llama_sampler_free(chain)
-            raise ModelError("invalid GBNF grammar" + (f": {last_log_error()}"
-                                                       if last_log_error() else ""))
-        add(g)
-    if params.temperature <= 0:
-        add(lc.llama_sampler_init_greedy())
-        return chain
-    if params.top_k > 0:
-        add(lc.llama_sampler_init_top_k(params.top_k))
-    if params.top_p < 1.0:
-        add(lc.llama_sampler_init_top_p(params.top_p, 1))
-    if params.min_p > 0.0:
-        add(lc.llama_sampler_init_min_p(params.min_p, 1))
-    add(lc.llama_sampler_init_temp(params.temperature))
-    add(lc.llama_sampler_init_dist(lc.LLAMA_DEFAULT_SEED if params.seed is None else params.seed))
-    return chain
-
-
-def sample(chain: Any, ctx: Any) -> int:
-    """Sample from the last logits (the chain also accepts the token: grammar, penalties)."""
-    return int(llama().llama_sampler_sample(chain, ctx, -1))
-
-
-def free_sampler(chain: Any) -> None:
-    llama().llama_sampler_free(chain)
 
 
 def seq_remove(ctx: Any, seq_id: int, from_pos: int = -1) -> None:

@@ -13,17 +13,18 @@ pending and evaluated together with the next turn, saving a decode per turn.
 from __future__ import annotations
 
 import codecs
-import os
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from . import llama_mtmd as glue
-from .base import (IMAGE_MARKER, held_back, GenerationResult, ImageInput, ModelInfo, SamplingParams,
+from .llama_engine import LOADS, LlamaEngine, Work
+from .llama_sampling import Sampler
+from .base import (IMAGE_MARKER, find_stop, held_back, GenerationResult, ImageInput, ModelInfo, SamplingParams,
                    SessionStats, TokenCallback, Turn)
-from .chat_template import Parts, from_source, turn_content
+from .chat_template import Parts, turn_content
 from .turn_tokens import turn_chunks
 from .errors import ContextFullError, ModelError, NoVisionError
 
@@ -39,6 +40,7 @@ class _Seq:
     pos: int = 0  # next position (M-RoPE: an image adds n_pos, not n_tokens)
     cells: int = 0  # KV cells in use = tokens + image embeddings evaluated
     pending: list[int] = field(default_factory=list)  # decided, not yet evaluated
+    sampled: int = -1  # the token sampled right after its last decode
 
 
 @dataclass
@@ -52,69 +54,60 @@ class _Gen:
 
 
 class LlamaSession:
-    """A ModelSession on llama-cpp-python's low-level API.
+    """A ModelSession on llama-cpp-python's low-level API: one sequence of a LlamaEngine.
 
-    ``side_n_ctx=0`` runs side generations as sequence 1 of the main context
-    (no extra memory; they use the context's free cells); ``side_n_ctx>0``
-    gives them a dedicated context of that size, created on first use.
+    From a model path it loads a private engine; ``engine.session()`` gives one on a
+    shared engine.  Side generations run as a second sequence (``side_n_ctx>0``: in a
+    dedicated context of that size, created on first use).
     """
+
+    grammar_first = False  # True: the grammar filters the whole vocabulary before every token (tests, bench)
 
     def __init__(self, model_path: str | Path, mmproj_path: str | Path | None = None, *,
                  n_ctx: int = 4096, n_batch: int = 512, n_threads: int | None = None,
                  n_gpu_layers: int = -1, flash_attn: bool | None = None, side_n_ctx: int = 0,
                  include_stop: bool = False, verbose: bool = False, chat_template: str | None = None,
                  kv_type: str = "f16") -> None:
-        glue.init_backend(verbose)
-        self.model_path = Path(model_path)
+        engine = LlamaEngine(model_path, mmproj_path, n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads,
+                             n_gpu_layers=n_gpu_layers, flash_attn=flash_attn, side_n_ctx=side_n_ctx,
+                             verbose=verbose, chat_template=chat_template, kv_type=kv_type)
+        self._attach(engine, 0, 0 if side_n_ctx else 1, include_stop, owns=True)
+
+    @classmethod
+    def on_engine(cls, engine: LlamaEngine, main: int, side: int, include_stop: bool = False) -> "LlamaSession":
+        self = cls.__new__(cls)
+        self._attach(engine, main, side, include_stop, owns=False)
+        return self
+
+    def _attach(self, engine: LlamaEngine, main: int, side: int, include_stop: bool, owns: bool) -> None:
+        self._engine, self._owns = engine, owns
+        self._model = engine.model  # the llama_model (tests, diagnostics)
+        self.model_path = engine.model_path
         self.include_stop = include_stop
-        self._n_threads = n_threads or max(1, os.cpu_count() or 1)
-        self._n_batch = n_batch
-        self._flash_attn = flash_attn
-        self._side_n_ctx = side_n_ctx
-        self._kv_type = kv_type
+        self._n_batch = engine.n_batch
+        self._side_n_ctx = engine.side_n_ctx
         self._turns: list[tuple[int, int]] = []  # (n_tokens, n_pos) where each main turn starts
         self._lock = threading.RLock()
-        self._stats = SessionStats()
-        self._model: Any = None
-        self._ctx: Any = None
-        self._side_ctx: Any = None
-        self._batch: glue.TokenBatch | None = None
-        self._proj: glue.Projector | None = None
+        self._stats = SessionStats(model_loads=LOADS[0])
+        self._ctx: Any = engine.ctx
+        self._vocab = engine.vocab
+        self._proj: glue.Projector | None = engine.proj
         self._prompt_tokens = 0  # evaluated since the last generate(), reported by it
         self._prompt_ms = 0.0
         self._logits_ok = False  # the context's last logits belong to the main sequence
         self._last_turn: tuple[tuple[int, int], int, int] | None = None  # amend_last: turn mark, after-header pos/cells
         self._last_ids: list[int] = []
-        try:
-            self._model = glue.load_model(self.model_path, n_gpu_layers)
-            self._vocab = glue.Vocab(self._model)
-            self._ctx = glue.new_context(self._model, n_ctx=n_ctx, n_batch=n_batch,
-                                         n_threads=self._n_threads, flash_attn=flash_attn,
-                                         n_seq_max=1 if side_n_ctx else 2, kv_type=kv_type)
-            self._batch = glue.TokenBatch(n_batch)
-            if mmproj_path is not None:
-                self._proj = glue.Projector(Path(mmproj_path), self._model,
-                                            n_threads=self._n_threads,
-                                            use_gpu=n_gpu_layers != 0, flash_attn=flash_attn)
-        except BaseException:
-            self.close()
-            raise
-        self._n_ctx = glue.llama().llama_n_ctx(self._ctx)
-        self._main = _Seq(self._ctx, 0)
-        template = glue.model_meta(self._model, "tokenizer.chat_template") or ""
-        # The GGUF's own template (or the registry's override); ChatML when absent.
-        self._template = from_source(chat_template or template or None,
-                                     bos=self._vocab.special_text(self._vocab.bos) if self._vocab.add_bos else "",
-                                     eos=self._vocab.special_text(self._vocab.eos))
+        self._n_ctx = engine.window
+        self._main = _Seq(self._ctx, main)
+        self._side_id = side
+        self._template = engine.template
         self._header = self._vocab.tokenize(self._template.header)
         self._close = self._vocab.tokenize(self._template.close)
         end = self._template.close.strip()
         self._im_end = self._vocab.single_token(end) if end else None
-        name = glue.model_meta(self._model, "general.name") or self.model_path.stem
-        self._info = ModelInfo(name=name, backend="llama.cpp", n_ctx=self._n_ctx,
+        self._info = ModelInfo(name=engine.name, backend="llama.cpp", n_ctx=self._n_ctx,
                                has_vision=self._proj is not None,
-                               extra={"template": self._template.kind if template or chat_template
-                                      else "chatml (fallback)"})
+                               extra={"template": engine.template_source or self._template.kind})
 
     # -- properties ---------------------------------------------------------------
     @property
@@ -152,7 +145,9 @@ class LlamaSession:
             if self.n_tokens:
                 raise ModelError("session already started")
             parts = self._template.first_parts(system, turn_content(user, self.media_marker))
-            self._eval(self._main, parts, user.images)
+            # ChatML's system turn is the same in every session: the engine may share its cells.
+            shared = self._template.turn_parts("system", system) if self._template.kind == "chatml" and system else []
+            self._eval(self._main, parts, user.images, prefix=shared if parts[:len(shared)] == shared else [])
             self._turns.append((0, 0))
 
     def append(self, turn: Turn) -> None:
@@ -169,6 +164,9 @@ class LlamaSession:
     def next_logits(self) -> list[float]:
         """Logits for the token after the context (tests, diagnostics)."""
         with self._lock:
+            if self._main.pending and not self._owns:  # a shared context: logits of this round only
+                self._main.pending, todo = [], self._main.pending
+                return self._engine.submit(Work(self._ctx, self._main.seq_id, todo, self._main.pos, "logits"))
             if self._main.pending:
                 self._eval(self._main, "", ())
             if not self._logits_ok:
@@ -188,10 +186,13 @@ class LlamaSession:
             if self._free(seq) < len(self._header) + len(self._close) + 1:
                 return self._result(_Gen("", [], "context_full", None, 0.0, 0.0), t0)
             mark = (self.n_tokens, self.n_pos)
-            self._eval(seq, "", (), extra=self._header)
-            self._turns.append(mark)
-            self._last_turn = (mark, seq.pos, seq.cells)
-            gen = self._run(seq, params, stop, grammar, on_token, cancel)
+
+            def prompt(smp: Sampler) -> None:
+                self._eval(seq, "", (), extra=self._header, sampler=smp)
+                self._turns.append(mark)
+                self._last_turn = (mark, seq.pos, seq.cells)
+
+            gen = self._run(seq, params, stop, grammar, on_token, cancel, prompt)
             self._last_ids = list(gen.ids)
             self._stats.generate_calls += 1
             self._stats.tokens_generated += len(gen.ids)
@@ -218,7 +219,7 @@ class LlamaSession:
             # The generated tokens leave the KV cache; the new text is evaluated with the
             # next turn, as a generated turn's end is.
             seq = self._main
-            glue.seq_remove(seq.ctx, seq.seq_id, pos1)
+            self._engine.remove(seq.ctx, seq.seq_id, pos1)
             seq.pos, seq.cells, seq.pending = pos1, cells1, ids + list(self._close)
 
     def side_generate(self, messages: Sequence[Turn], params: SamplingParams,
@@ -226,15 +227,20 @@ class LlamaSession:
         """A one-off generation on its own sequence; the main KV cells are not touched."""
         with self._lock:
             t0 = time.perf_counter()
-            seq = _Seq(self._side_context(), 0 if self._side_n_ctx else 1)
+            seq = _Seq(self._engine.side_context() if self._side_n_ctx else self._ctx, self._side_id)
             text = self._render_messages(messages)
             images = [img for m in messages for img in m.images]
             self._logits_ok = False
+            counted = [0]
+
+            def prompt_eval(smp: Sampler) -> None:
+                counted[0] = self._eval(seq, text, images, extra=self._header, sampler=smp)
+
             try:
-                prompt = self._eval(seq, text, images, extra=self._header)
-                gen = self._run(seq, params, stop, grammar, None, None)
+                gen = self._run(seq, params, stop, grammar, None, None, prompt_eval)
+                prompt = counted[0]
             finally:
-                glue.seq_remove(seq.ctx, seq.seq_id)
+                self._engine.remove(seq.ctx, seq.seq_id)
             self._stats.side_calls += 1
             ms = (time.perf_counter() - t0) * 1000
             return GenerationResult(gen.text, tuple(gen.ids), gen.finish, prompt, len(gen.ids),  # type: ignore[arg-type]
@@ -270,7 +276,7 @@ class LlamaSession:
             if n_tokens >= seq.cells:  # the cut falls in tokens not evaluated yet
                 del seq.pending[n_tokens - seq.cells:]
             else:
-                glue.seq_remove(seq.ctx, seq.seq_id, marks[n_tokens])
+                self._engine.remove(seq.ctx, seq.seq_id, marks[n_tokens])
                 seq.cells, seq.pos, seq.pending = n_tokens, marks[n_tokens], []
             self._turns = [t for t in self._turns if t[0] < n_tokens]
             self._logits_ok = False
@@ -287,16 +293,6 @@ class LlamaSession:
             parts += self._template.turn_parts(m.role, turn_content(m, self.media_marker))
         return parts
 
-    def _side_context(self) -> Any:
-        if not self._side_n_ctx:
-            return self._ctx
-        if self._side_ctx is None:
-            self._side_ctx = glue.new_context(self._model, n_ctx=self._side_n_ctx,
-                                              n_batch=self._n_batch, n_threads=self._n_threads,
-                                              flash_attn=self._flash_attn, n_seq_max=1,
-                                              kv_type=self._kv_type)
-        return self._side_ctx
-
     def _ctx_size(self, seq: _Seq) -> int:
         return self._n_ctx if seq.ctx is self._ctx else self._side_n_ctx
 
@@ -308,8 +304,12 @@ class LlamaSession:
         return self._ctx_size(seq) - used
 
     def _eval(self, seq: _Seq, text: str | Parts, images: Sequence[ImageInput],
-              extra: Sequence[int] = ()) -> int:
-        """Evaluate pending tokens + ``text`` (with images) + ``extra`` at seq.pos; return the count."""
+              extra: Sequence[int] = (), sampler: Sampler | None = None, prefix: Parts = ()) -> int:
+        """Evaluate pending tokens + ``text`` (with images) + ``extra`` at seq.pos; return the count.
+
+        With ``sampler``, the token after the last one is sampled (``seq.sampled``).
+        ``prefix``: the leading parts of ``text`` that the engine may share between sessions.
+        """
         if images and self._proj is None:
             raise NoVisionError(f"model {self.model_path.name} has no vision projector "
                                 "(give an mmproj file to use images)")
@@ -329,10 +329,13 @@ class LlamaSession:
             todo = seq.pending + lead  # text waiting for the next decode
             n_pending, seq.pending = len(seq.pending), []
             try:
-                self._eval_parts(seq, parts, todo, extra)
+                if prefix and seq.pos == 0 and parts and not parts[0].is_image:
+                    parts = _join_text(parts)  # framing and content chunks: the prefix spans several
+                    needed -= self._copy_prefix(seq, todo, parts[0], prefix)
+                self._eval_parts(seq, parts, todo, extra, sampler)
             except BaseException:
                 # Undo a half-evaluated turn so that the context stays consistent.
-                glue.seq_remove(seq.ctx, seq.seq_id, saved[0])
+                self._engine.remove(seq.ctx, seq.seq_id, saved[0])
                 seq.pos, seq.cells, seq.pending = saved
                 raise
             if seq is self._main:
@@ -340,8 +343,21 @@ class LlamaSession:
                 self._prompt_ms += (time.perf_counter() - t0) * 1000
             return needed + n_pending
 
+    def _copy_prefix(self, seq: _Seq, todo: list[int], first: glue.Chunk, prefix: Parts) -> int:
+        """Take the shared prefix's cells from the engine instead of evaluating them; return how many."""
+        shared = todo + [t for text, framing in prefix for t in self._vocab.tokenize(text, special=framing)]
+        full = todo + first.tokens
+        if full[:len(shared)] != shared or len(full) == len(shared):
+            return 0  # the prefix tokenizes differently inside the whole text: evaluate it all
+        n = self._engine.copy_prefix(seq.seq_id, shared)
+        if n:
+            del todo[:]
+            first.tokens = full[n:]
+            seq.pos = seq.cells = n
+        return n
+
     def _eval_parts(self, seq: _Seq, parts: list[glue.Chunk], todo: list[int],
-                    extra: Sequence[int]) -> None:
+                    extra: Sequence[int], sampler: Sampler | None = None) -> None:
         for chunk in parts:
             if not chunk.is_image:
                 todo += chunk.tokens
@@ -349,20 +365,25 @@ class LlamaSession:
             self._decode(seq, todo, logits=False)
             todo = []
             t1 = time.perf_counter()
-            seq.pos = self._proj.eval_image(seq.ctx, chunk, seq.pos, seq.seq_id,  # type: ignore[union-attr]
-                                            self._n_batch)
+            proj, at = self._proj, seq.pos
+            seq.pos = self._engine.submit(Work(seq.ctx, seq.seq_id, [], at, fn=lambda: proj.eval_image(  # type: ignore[union-attr]
+                seq.ctx, chunk, at, seq.seq_id, self._n_batch)))
             self._count(seq, chunk.n_tokens, logits=False)
             self._stats.encode_ms += (time.perf_counter() - t1) * 1000
             self._stats.images_encoded += 1
             self._stats.image_tokens += chunk.n_tokens
-        self._decode(seq, todo + list(extra), logits=True)
+        self._decode(seq, todo + list(extra), logits=True, sampler=sampler)
 
-    def _decode(self, seq: _Seq, tokens: list[int], logits: bool) -> float:
-        """Decode text tokens at seq.pos; return the time llama_decode took (ms)."""
+    def _decode(self, seq: _Seq, tokens: list[int], logits: bool, sampler: Sampler | None = None) -> float:
+        """Decode text tokens at seq.pos (sampling the next one with ``sampler``); return the decode time (ms)."""
         if not tokens:
             return 0.0
-        assert self._batch is not None
-        ms = self._batch.decode(seq.ctx, tokens, seq.pos, seq.seq_id, logits)
+        work = Work(seq.ctx, seq.seq_id, list(tokens), seq.pos,
+                    "sample" if sampler is not None else "keep" if logits else None, sampler)
+        result = self._engine.submit(work)
+        if sampler is not None:
+            seq.sampled = result
+        ms = work.ms
         seq.pos += len(tokens)
         self._count(seq, len(tokens), logits)
         self._stats.eval_ms += ms
@@ -380,14 +401,19 @@ class LlamaSession:
 
     def _run(self, seq: _Seq, params: SamplingParams, stops: Sequence[str],
              grammar: str | None, on_token: TokenCallback | None,
-             cancel: threading.Event | None) -> _Gen:
-        """Sample up to max_tokens; the last sampled token and the turn end are left pending."""
-        chain = glue.make_sampler(self._vocab, params, grammar)
+             cancel: threading.Event | None, prompt: Callable[[Sampler], Any]) -> _Gen:
+        """Evaluate the prompt (``prompt(sampler)``), then sample up to max_tokens; the last
+        sampled token and the turn end are left pending.  Each token is sampled in the
+        engine's round that decoded the one before it (other sequences decode in the same batch)."""
+        sampler = Sampler(self._vocab, params, grammar, full=self.grammar_first)
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         text, ids, emitted = "", [], 0
-        finish, hit, eval_ms, sample_ms = "length", None, 0.0, 0.0
+        finish, hit, eval_ms = "length", None, 0.0
         close = list(self._close)
+        engine = self._engine
         try:
+            prompt(sampler)
+            engine.generating(seq.seq_id, True)
             for n in range(params.max_tokens):
                 if cancel is not None and cancel.is_set():
                     finish = "cancelled"
@@ -395,9 +421,7 @@ class LlamaSession:
                 if self._free(seq) < 1 + len(close):
                     finish = "context_full"
                     break
-                t0 = time.perf_counter()
-                tok = glue.sample(chain, seq.ctx)
-                sample_ms += (time.perf_counter() - t0) * 1000
+                tok = seq.sampled
                 if self._vocab.is_eog(tok):
                     finish = "stop"
                     if tok == self._im_end:  # keep the model's own end token
@@ -407,20 +431,23 @@ class LlamaSession:
                 piece = decoder.decode(self._vocab.piece(tok))
                 start = max(0, len(text) - max((len(s) for s in stops), default=0))
                 text += piece
-                hit = self._find_stop(text, stops, start)
+                hit = find_stop(text, stops, start)
                 if hit is not None or n + 1 == params.max_tokens:
                     seq.pending.append(tok)  # evaluated with the next turn
                     if hit is not None:
                         finish = "stop"
                     break
-                eval_ms += self._decode(seq, [tok], logits=True)
+                eval_ms += self._decode(seq, [tok], logits=True, sampler=sampler)
                 if on_token is not None:
                     safe = len(text) - held_back(text, stops)
                     if safe > emitted:
                         on_token(text[emitted:safe])
                         emitted = safe
         finally:
-            glue.free_sampler(chain)
+            engine.generating(seq.seq_id, False)
+            sample_ms = sampler.ms
+            self._stats.grammar_rejects += sampler.rejected
+            sampler.free()
             seq.pending += close  # also on errors/interrupts: the turn stays well-formed
         text += decoder.decode(b"", final=True)
         stop_str = None
@@ -434,15 +461,6 @@ class LlamaSession:
             self._logits_ok = False  # the pending tokens are not evaluated yet
         return _Gen(text, ids, finish, stop_str, eval_ms, sample_ms)
 
-    @staticmethod
-    def _find_stop(text: str, stops: Sequence[str], start: int) -> tuple[int, str] | None:
-        best: tuple[int, str] | None = None
-        for s in stops:
-            i = text.find(s, start)
-            if i >= 0 and (best is None or i < best[0]):
-                best = (i, s)
-        return best
-
     def _result(self, gen: _Gen, t0: float) -> GenerationResult:
         result = GenerationResult(
             text=gen.text, token_ids=tuple(gen.ids), finish_reason=gen.finish,  # type: ignore[arg-type]
@@ -454,25 +472,29 @@ class LlamaSession:
 
     # -- lifetime -------------------------------------------------------------------
     def close(self) -> None:
-        """Free the projector, contexts and model (idempotent)."""
-        lc = glue.llama()
+        """End the session: its sequences go back to the engine (a private engine is freed). Idempotent."""
         with self._lock:
-            if self._proj is not None:
-                self._proj.free()
-                self._proj = None
-            if self._batch is not None:
-                self._batch.free()
-                self._batch = None
-            for attr in ("_side_ctx", "_ctx"):
-                if getattr(self, attr) is not None:
-                    lc.llama_free(getattr(self, attr))
-                    setattr(self, attr, None)
-            if self._model is not None:
-                lc.llama_model_free(self._model)
-                self._model = None
+            if self._engine is None:
+                return
+            engine, self._engine = self._engine, None
+            if self._owns:
+                engine.close()
+            else:
+                engine.release(self._main.seq_id, self._side_id)
 
     def __enter__(self) -> "LlamaSession":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _join_text(chunks: list[glue.Chunk]) -> list[glue.Chunk]:
+    """Consecutive text chunks as one (they are decoded together anyway)."""
+    out: list[glue.Chunk] = []
+    for chunk in chunks:
+        if out and not chunk.is_image and not out[-1].is_image:
+            out[-1] = glue.Chunk(False, 0, 0, out[-1].tokens + chunk.tokens)
+        else:
+            out.append(chunk)
+    return out
