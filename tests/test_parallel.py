@@ -214,6 +214,32 @@ def test_ctrl_c_ends_every_running_session_of_a_parallel_batch(slow_site):
     assert sorted(s["id"] for s in summaries) == ["q0", "q1", "q2"] and {s["reason"] for s in summaries} == {"interrupted"}
 
 
+
+def test_ctrl_c_ends_every_in_process_session_mid_generation(site, gguf):
+    """Three sessions decoding together in one llama.cpp context: Ctrl-C ends each with its
+    "interrupted" end while it generates (not after its turn), and nothing new starts."""
+    import json
+    import signal
+
+    web, tmp, env = site
+    out = tmp / "runs"
+    proc = start_ask({**env, "VDR_MODEL_THREADS": "2"}, "--batch", str(batch_file(tmp, 5)), "-o", str(out),
+                     "--parallel", "3", "--model", str(gguf), "--ctx", "8192", "--grammar", "off",
+                     "--max-tokens", "6000", "--temperature", "1", "--seed", "3")
+    for i in range(3):  # all three have started (their headers are written) and none can have finished a turn
+        wait_for(out / f"q{i}.jsonl", lambda t: '"type":"session"' in t, timeout=300)
+    proc.send_signal(signal.SIGINT)
+    stdout, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err.decode()
+    assert "Traceback" not in err.decode()
+    for i in range(3):
+        trace = out / f"q{i}.jsonl"
+        assert list(validate_lines(trace.read_text().splitlines())) == []
+        assert events(trace)[-1]["type"] == "end" and events(trace)[-1]["reason"] == "interrupted"
+    assert not (out / "q3.jsonl").exists() and not (out / "q4.jsonl").exists()
+    summaries = [json.loads(line) for line in stdout.decode().splitlines()]
+    assert sorted(s["id"] for s in summaries) == ["q0", "q1", "q2"]
+
 # --- grammar checked after sampling --------------------------------------------------------
 
 def test_grammar_checked_after_sampling_picks_the_tokens_of_the_full_vocabulary_path(gguf):
