@@ -8,7 +8,13 @@ Routes on a tests/web WebServer (real sockets, real HTTP):
   capped at ``max_tokens`` words when one is sent. Streams (SSE, a few words a chunk,
   then a usage chunk and ``[DONE]``) when asked to, else one JSON completion.
 * ``GET /v1/models``: the model, with vLLM's ``max_model_len`` when given.
-* ``GET /props``: llama-server's shape (``default_generation_settings.n_ctx``) when given.
+* ``GET /props``: llama-server's shape (``default_generation_settings.n_ctx``, ``total_slots``)
+  when either is given; vLLM and SGLang have none (404).
+
+Concurrency: ``most_in_flight`` is the most agent requests the server held at once. With
+``hold=N`` the first N agent requests each wait (up to 10 s) until N have arrived, so N
+requests sent at once are seen at once however the threads are scheduled, and fewer show as
+fewer: no timing threshold decides anything.
 
 Side requests (a request whose first message is not the agent's system prompt) are
 answered from ``side_outputs`` and recorded apart, so the agent's conversation stays clean.
@@ -29,7 +35,7 @@ AGENT_MARK = "You are a deep research assistant."
 class RecordingModel:
     def __init__(self, web: WebServer, outputs: Sequence[str], *, model: str = "Vision-DeepResearch-8B",
                  max_model_len: int | None = 131072, props_n_ctx: int | None = None,
-                 side_outputs: Iterable[str] = ()) -> None:
+                 side_outputs: Iterable[str] = (), total_slots: int | None = None, hold: int = 0) -> None:
         self.web = web
         self.outputs = list(outputs)
         self.side_outputs = list(side_outputs)
@@ -37,13 +43,19 @@ class RecordingModel:
         self.requests: list[dict[str, Any]] = []  # agent requests, as sent
         self.side_requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self.in_flight = self.most_in_flight = self.arrived = 0
+        self.hold = hold
+        self._all_held = threading.Event()
         web.add_route("POST", "/v1/chat/completions", self._complete)
         entry: dict[str, Any] = {"id": model, "object": "model", "owned_by": "vdr-tests"}
         if max_model_len is not None:
             entry["max_model_len"] = max_model_len
         web.json_route("/v1/models", {"object": "list", "data": [entry]})
-        if props_n_ctx is not None:
-            web.json_route("/props", {"default_generation_settings": {"n_ctx": props_n_ctx}, "total_slots": 1})
+        if props_n_ctx is not None or total_slots is not None:
+            props: dict[str, Any] = {"total_slots": total_slots or 1}
+            if props_n_ctx is not None:
+                props["default_generation_settings"] = {"n_ctx": props_n_ctx}
+            web.json_route("/props", props)
 
     @property
     def url(self) -> str:
@@ -57,6 +69,24 @@ class RecordingModel:
         messages = body.get("messages") or []
         first = messages[0].get("content") if messages else ""
         side = not (isinstance(first, str) and first.startswith(AGENT_MARK))
+        if side:
+            return self._answer(body, messages, side)
+        with self._lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            self.arrived += 1
+            held = self.arrived <= self.hold
+            if self.arrived >= self.hold:
+                self._all_held.set()
+        try:
+            if held:
+                self._all_held.wait(10)
+            return self._answer(body, messages, side)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _answer(self, body: dict[str, Any], messages: list[dict[str, Any]], side: bool) -> Response:
         with self._lock:
             (self.side_requests if side else self.requests).append(body)
             queue = self.side_outputs if side else self.outputs

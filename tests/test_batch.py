@@ -62,9 +62,23 @@ def test_batch_input_errors(tmp_path, searx):
 from tests.llamacpp_server import llamacpp  # noqa: E402,F401  (fixture: -np 4, -c 8192)
 
 
+def busy_slots(log_text: str) -> int:
+    """The most slots llama-server had processing at once, from its own log lines
+    ("slot launch_slot_: id  3 | task 1 | processing task", "slot      release: id  3 | ...")."""
+    busy = most = 0
+    for line in log_text.splitlines():
+        if "launch_slot_:" in line and "processing task" in line:
+            busy += 1
+            most = max(most, busy)
+        elif " release: id " in line and "stop processing" in line:
+            busy -= 1
+    return most
+
+
 def test_batch_against_a_multi_slot_llama_server(llamacpp, searx, tmp_path):
-    """Four sessions at once against `llama-server -np 4`: every item ends with a valid trace,
-    and with no --ctx the window is the server's per-slot n_ctx read from /props."""
+    """No --parallel against `llama-server -np 4`: vdr reads total_slots from /props and runs
+    four sessions at once (the server's own log shows four slots busy together); every item
+    ends with a valid trace, and with no --ctx the window is the server's per-slot n_ctx."""
     import httpx
 
     props = httpx.get(llamacpp.base + "/props", timeout=10).json()
@@ -74,10 +88,12 @@ def test_batch_against_a_multi_slot_llama_server(llamacpp, searx, tmp_path):
     items.write_text("".join(json.dumps({"id": f"q{i}", "question": f"Who built landmark number {i}?"}) + "\n"
                              for i in range(4)))
     out = tmp_path / "runs"
-    r = run_vdr("ask", "--batch", str(items), "-o", str(out), "--parallel", "4", "--model", f"openai:smollm2@{llamacpp.url}",
-                "--grammar", "on", "--temperature", "0", "--max-steps", "2", "--max-tokens", "60",
+    log_start = llamacpp.log.stat().st_size
+    r = run_vdr("ask", "--batch", str(items), "-o", str(out), "--model", f"openai:smollm2@{llamacpp.url}",
+                "--grammar", "on", "--temperature", "0", "--max-steps", "2", "--max-tokens", "40",
                 "--summaries", "extractive", env=searx, timeout=900)
     assert r.returncode in (0, 3), r.stderr.decode()
+    assert "4 sessions at once (server /props total_slots)" in r.stderr.decode()
     lines = [json.loads(l) for l in r.stdout.decode().splitlines()]
     assert sorted(l["id"] for l in lines) == [f"q{i}" for i in range(4)] and all(l["type"] == "end" for l in lines)
     for l in lines:
@@ -85,4 +101,8 @@ def test_batch_against_a_multi_slot_llama_server(llamacpp, searx, tmp_path):
         assert list(validate_lines(Path(l["trace"]).read_text().splitlines())) == []
         header = events[0]
         assert header["model"]["ctx"] == per_slot, header["model"]
+        assert (header["model"]["parallel"], header["model"]["parallel_source"]) == (4, "server /props total_slots")
         assert events[-1]["type"] == "end" and any(e["type"] == "step" for e in events)
+    with open(llamacpp.log, encoding="utf-8", errors="replace") as fh:
+        fh.seek(log_start)
+        assert busy_slots(fh.read()) == 4

@@ -90,7 +90,7 @@ def run_batch(req: Any) -> int:
         raise UsageError("--batch takes its questions from the file, not from arguments")
     if req.output is None:
         raise UsageError("--batch needs -o DIR for the traces")
-    if req.parallel < 0:
+    if (req.parallel or 0) < 0:
         raise UsageError("--parallel must be at least 1 (or auto)")
     from vdr_cli.render.live import batch_line
     from vdr_cli.render.output import json_mode
@@ -128,11 +128,13 @@ def run_items(items: list[dict[str, Any]], req: Any, out_dir: Path, on_done: Cal
     finish; items whose trace already ended with an answer are not re-run
     (and when none is left, no model is loaded).  The model is loaded once
     (agent/host.py); an in-process one runs `req.parallel` sessions as
-    sequences of one context (0: as many as memory holds).
+    sequences of one context (0: as many as memory holds; None: 1); over HTTP
+    None means the servers' slots, and several `req.models` share the sessions
+    (agent/servers.py).
     """
     from vdr_cli.agent.host import ModelHost, settings
 
-    if req.parallel < 0:
+    if (req.parallel or 0) < 0:
         raise UsageError("--parallel must be at least 1 (or auto)")
     out_dir.mkdir(parents=True, exist_ok=True)
     todo = []
@@ -147,7 +149,12 @@ def run_items(items: list[dict[str, Any]], req: Any, out_dir: Path, on_done: Cal
     if not todo:
         return
     conf = settings(req)
-    with ModelHost(req, conf, parallel=req.parallel or 0, share_prefix=True) as host:
+    with ModelHost(req, conf, parallel=req.parallel, share_prefix=True, batch=True) as host:
+        if len(todo) > 1:
+            from vdr_cli.render.output import say
+
+            for level, line in host.parallel_notes:
+                say(host.command, level, line)
         schedule(todo, max(1, host.parallel), lambda item, stop: run_item(host, req, out_dir, item, stop), on_done)
 
 

@@ -286,7 +286,11 @@ def compute_metrics(items: list[EvalItem], records: dict[str, dict[str, Any]], r
                     wall_s: float) -> dict[str, Any]:
     """metrics_of the set, and what ran it."""
     judge = judge_spec_text(req.judge, req.ask)
+    from vdr_cli.models.spec import public_spec
+
+    several = [public_spec(m) for m in getattr(req.ask, "models", None) or []]
     return {**metrics_of(items, records, req.group_by), "wall_s": round(wall_s, 2), "model": req.ask.model,
+            **({"models": several} if len(several) > 1 else {}),
             "judge": judge, "dataset": str(req.dataset),
             **({"shard": str(parse_shard(req.ask.shard))} if getattr(req.ask, "shard", None) else {}),
             **({"judge_note": EXACT_NOTE} if judge.strip().lower() in (*EXACT, "") else {})}

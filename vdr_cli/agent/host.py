@@ -17,8 +17,12 @@ from vdr_cli.errors import UsageError
 DEFAULT_MAX_TOKENS = 4096  # longest in-process turn when --max-tokens is not given
 
 
-def parse_parallel(text: str | int) -> int:
-    """`--parallel N` (N >= 1) or `auto` (0: as many in-process sessions as memory holds windows for)."""
+def parse_parallel(text: str | int | None) -> int | None:
+    """`--parallel N` (N >= 1) or `auto` (0: in-process, as many sessions as memory holds
+    windows for; HTTP, the servers' slots); None when not given (HTTP: the servers' slots
+    where they say, else 1; in-process: 1)."""
+    if text is None:
+        return None
     if str(text).strip().lower() == "auto":
         return 0
     try:
@@ -66,25 +70,36 @@ class ModelHost:
     """One open model and the sessions run on it.
 
     `parallel`: session slots of an in-process model (0: as many as memory
-    holds windows for); HTTP and scripted models open a session per question
-    and take any number.  `share_prefix`: the system prompt's KV cells are
+    holds windows for; None: 1); HTTP and scripted models open a session per
+    question and take any number. `batch`: the sessions are a batch's, so an
+    HTTP `parallel` of None or 0 becomes the servers' slot count (agent/servers.py),
+    said in every header. Several `req.models` (HTTP only) spread the sessions
+    over several servers. `share_prefix`: the system prompt's KV cells are
     evaluated once and copied into each session (batches).
     """
 
     def __init__(self, req: Any, conf: dict[str, Any] | None = None, model_text: str | None = None, *,
-                 parallel: int = 1, share_prefix: bool = False) -> None:
+                 parallel: int | None = 1, share_prefix: bool = False, batch: bool = False) -> None:
+        from vdr_cli.agent.servers import ServerPool, check_models
         from vdr_cli.models.spec import parse_spec
 
         self.req = req
         self.conf = conf if conf is not None else settings(req)
-        self.spec = parse_spec(model_text or self.conf["model"], mmproj=req.mmproj)
-        self.model_text = model_text or req.model or self.conf["model"]
+        texts = [] if model_text else list(getattr(req, "models", None) or [])
+        self.model_text = texts[0] if len(texts) > 1 else model_text or req.model or self.conf["model"]
+        texts = texts if len(texts) > 1 else [self.model_text]
+        check_models(texts, batch=True)  # a single question with several was refused by the CLI
+        self.spec = parse_spec(texts[0], mmproj=req.mmproj)
         # An HTTP server's context comes from --ctx or from the server itself (model.ctx is for in-process models).
         self.window = parse_ctx(req.ctx) or self.spec.ctx or (None if self.spec.kind == "openai" else self.conf["ctx"])
         self.engine: Any = None
         self.summary: Any = None  # the --summary-model session, shared by every session (under a lock)
         self._summary_lock = threading.Lock()
-        self.parallel = parallel
+        self.command = getattr(req, "command", "ask")  # whose name its stderr lines carry
+        self.pool = ServerPool(texts, req.mmproj, self.command) if self.spec.kind == "openai" else None
+        self.parallel = parallel or 1
+        self.parallel_source: str | None = None  # a batch over HTTP: where `parallel` came from
+        self.parallel_notes: list[tuple[str, str]] = []  # what the batch says about it on stderr
         self._guess_said = False
         if self.spec.kind == "llama":
             from vdr_cli.models.llama_engine import LlamaEngine
@@ -98,38 +113,107 @@ class ModelHost:
                 gpu = self.conf["n_gpu_layers"] != 0 and _gpu_build()
                 window = auto_ctx_for(self.spec.gguf, self.spec.mmproj, req.kv_type, gpu)
             self.engine = LlamaEngine(self.spec.gguf, self.spec.mmproj, n_ctx=int(window),
-                                      n_parallel=parallel, share_prefix=share_prefix,
+                                      n_parallel=1 if parallel is None else parallel, share_prefix=share_prefix,
                                       n_threads=self.conf["threads"] or None, n_gpu_layers=self.conf["n_gpu_layers"],
                                       verbose=req.verbose, chat_template=self.spec.chat_template, kv_type=req.kv_type)
             self.parallel = self.engine.n_parallel
+        elif self.pool is not None and batch:
+            self._count_slots(parallel)
         try:
             self.summary = open_summary_model(req, self.conf)
         except BaseException:
             self.close()
             raise
 
-    def open_session(self) -> Any:
-        """A new conversation on the model (close it when done)."""
-        if self.engine is not None:
-            return self.engine.session()
+    def _count_slots(self, parallel: int | None) -> None:
+        """A batch's sessions at once over HTTP: --parallel, else what the servers say (one probe each)."""
+        from vdr_cli.agent.servers import http_parallel, parallel_lines
+
+        if not parallel:
+            for server in self.pool.servers:
+                probe = self._http_session(server)
+                try:
+                    server.facts = probe.server_facts(slots=True)
+                finally:
+                    probe.close()
+                if not server.facts.reachable:
+                    self.pool.take_down(server, server.facts.error)
+        self.parallel, self.parallel_source, silent = http_parallel(parallel, self.pool.servers)
+        self.parallel_notes = parallel_lines(self.parallel, self.parallel_source, self.pool.servers, silent)
+
+    def _http_session(self, server: Any) -> Any:
         from vdr_cli.models.loader import LoadOptions, open_model
 
-        session = open_model(self.spec, LoadOptions(ctx=self.window, n_gpu_layers=self.conf["n_gpu_layers"],
-                                                    threads=self.conf["threads"], verbose=self.req.verbose,
-                                                    api_key=self.conf["api_key"], kv_type=self.req.kv_type))
-        if self.spec.kind == "openai" and session.info.extra.get("ctx_source") == "guess" and not self._guess_said:
+        return open_model(server.spec, LoadOptions(ctx=self.window, api_key=self.conf["api_key"],
+                                                   server_facts=server.facts))
+
+    def open_session(self) -> Any:
+        """A new conversation on the model (close it with `close_session` when done);
+        over HTTP on the server of the pool with the most room (agent/servers.py)."""
+        if self.engine is not None:
+            return self.engine.session()
+        if self.pool is not None:
+            return self._open_http()
+        from vdr_cli.models.loader import LoadOptions, open_model
+
+        return open_model(self.spec, LoadOptions(ctx=self.window, n_gpu_layers=self.conf["n_gpu_layers"],
+                                                 threads=self.conf["threads"], verbose=self.req.verbose,
+                                                 api_key=self.conf["api_key"], kv_type=self.req.kv_type))
+
+    def _open_http(self) -> Any:
+        while True:
+            server = self.pool.pick()
+            try:
+                session = self._http_session(server)
+                if server.facts is None:  # the first session's probe serves every later one there
+                    server.facts = session.server_facts()
+            except BaseException:
+                self.pool.release(server)
+                raise
+            if not server.facts.reachable and self.pool.take_down(server, server.facts.error):
+                self.pool.release(server)
+                session.close()
+                continue  # another server is up
+            self.pool.bind(session, server)
+            break
+        if server.facts.reachable and session.info.extra.get("ctx_source") == "guess" and not self._guess_said:
             from vdr_cli.render.output import say
 
-            say("ask", "warning", f"the server does not say its context size; assuming {session.n_ctx} tokens (give --ctx)")
+            say(self.command, "warning", f"the server does not say its context size; assuming {session.n_ctx} tokens (give --ctx)")
             self._guess_said = True
         return session
 
-    def describe(self, session: Any) -> dict[str, Any]:
-        from vdr_cli.models.loader import describe
+    def close_session(self, session: Any) -> None:
+        server = self.pool.server_of(session) if self.pool is not None else None
+        if server is not None:
+            self.pool.release(server, session)
+        session.close()
 
+    def moves(self, session: Any, exc: BaseException) -> str | None:
+        """After `exc` ended `session`: the server it leaves (public spec) when it is to run again
+        from the start on another, as it could not connect before its first model turn; a
+        server that cannot be connected to is taken out either way."""
+        from vdr_cli.models.openai_wire import OpenAIConnectError
+
+        server = self.pool.server_of(session) if self.pool is not None else None
+        if server is None or not isinstance(exc, OpenAIConnectError) or not exc.refused:
+            return None
+        moved = self.pool.take_down(server, exc.message) and session.stats.generate_calls == 0
+        return server.public if moved else None
+
+    def describe(self, session: Any, moved_from: list[str] = ()) -> dict[str, Any]:
+        """The header's `model`: `spec` names the server this session runs on (public_spec: no key)."""
+        from vdr_cli.models.loader import describe
         from vdr_cli.models.spec import public_spec
 
-        return {**describe(self.spec, session), "spec": public_spec(self.model_text)}
+        server = self.pool.server_of(session) if self.pool is not None else None
+        spec, text = (server.spec, server.text) if server is not None else (self.spec, self.model_text)
+        out = {**describe(spec, session), "spec": public_spec(text)}
+        if self.parallel_source:
+            out.update(parallel=self.parallel, parallel_source=self.parallel_source)
+        if moved_from:
+            out["moved_from"] = list(moved_from)  # servers it could not connect to first
+        return out
 
     def model_name(self, session: Any) -> str:
         return self.spec.name or session.info.name
@@ -286,19 +370,27 @@ def run_fresh(host: ModelHost, req: Any, images: list, question: str, *, quiet: 
     from vdr_cli.render.output import json_mode, say
 
     tools = session_tools(req, images)
-    model = host.open_session()
-    try:
-        session = SessionSpec(question=question, images=images, tools=tools, model=host.describe(model))
-        sinks = Sinks(trace_path(req.output, session.id), json_mode(req.json_out) and not req.answer_only and not quiet,
-                      live)
-        if not quiet:
-            say("ask", "info", f"trace: {sinks.path}")
+    moved_from: list[str] = []
+    while True:
+        model = host.open_session()
         try:
-            config = loop_config(req, host.model_name(model), tools, live.on_token if live else None,
-                                 [img.id for img in images], interrupt, http=host.spec.kind == "openai")
-            outcome = run_session(session, model, host.toolbox(images, model, tools), sinks, config)
+            session = SessionSpec(question=question, images=images, tools=tools, model=host.describe(model, moved_from))
+            sinks = Sinks(trace_path(req.output, session.id),
+                          json_mode(req.json_out) and not req.answer_only and not quiet, live)
+            if not quiet:
+                say("ask", "info", f"trace: {sinks.path}")
+            try:
+                config = loop_config(req, host.model_name(model), tools, live.on_token if live else None,
+                                     [img.id for img in images], interrupt, http=host.spec.kind == "openai")
+                outcome = run_session(session, model, host.toolbox(images, model, tools), sinks, config)
+            finally:
+                sinks.close()
+        except Exception as exc:
+            left = host.moves(model, exc)
+            if left is None or (interrupt is not None and interrupt.is_set()):
+                raise
+            moved_from.append(left)  # its trace is written again from the start
+            continue
         finally:
-            sinks.close()
-    finally:
-        model.close()
-    return outcome, sinks.path
+            host.close_session(model)
+        return outcome, sinks.path

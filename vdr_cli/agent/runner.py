@@ -21,7 +21,8 @@ from vdr_cli.errors import ExitStatus, InputError, UsageError
 @dataclass
 class AskRequest:
     args: list[str] = field(default_factory=list)
-    model: str | None = None
+    model: str | None = None  # the first --model (the only one, but for a batch over several servers)
+    models: list[str] = field(default_factory=list)  # every --model given: several spread a batch (agent/servers.py)
     mmproj: str | None = None
     output: Path | None = None
     json_out: bool = False
@@ -45,13 +46,14 @@ class AskRequest:
     no_cache: bool = False
     resume: Path | None = None
     batch: Path | None = None
-    parallel: int = 1
+    parallel: int | None = None  # None: not given (HTTP: the servers' slots; in-process: 1); 0: auto
     shard: str | None = None  # "I/N": this machine's slice of a --batch or an eval (agent/shard.py)
     verbose: bool = False
     python: bool | None = None  # PythonInterpreter: None = when a sandbox is available
     fold: str = "keep-last:3"  # context folding (agent/fold.py): keep-last:K, summarise or off
     fold_at: float | None = None  # fold threshold, a fraction of the window
     kv_type: str = "f16"
+    command: str = "ask"  # the command its diagnostics name ("vdr eval: warning: ...")
 
 
 def split_args(args: list[str]) -> tuple[list[str], str]:

@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
 @reports("ask")
 def ask_command(
     args: Optional[List[str]] = typer.Argument(None, metavar="[IMAGE...] QUESTION", help="Images (paths, http(s) URLs, - for stdin), then the question (- for stdin).", show_default=False),
-    model: Optional[str] = typer.Option(None, "--model", "-m", autocompletion=complete.model_names, help="Registered name, .gguf path, openai:MODEL@URL or scripted:TRACE [config model.default]."),
+    model: Optional[List[str]] = typer.Option(None, "--model", "-m", autocompletion=complete.model_names, help="Registered name, .gguf path, openai:MODEL@URL or scripted:TRACE [config model.default]. With --batch, give several openai:MODEL@URL to spread the sessions over those servers (each new one to the server with the most free slots)."),
     mmproj: Optional[str] = typer.Option(None, "--mmproj", help="Vision projector GGUF for a .gguf --model."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Trace file (or folder, with --batch). Default: the data folder's traces/."),
     json_out: bool = typer.Option(False, "--json", "-j", help="Write the events to stdout even on a terminal."),
@@ -67,12 +67,16 @@ def ask_command(
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the session recorded in this trace."),
     batch: Optional[Path] = typer.Option(None, "--batch", help="JSONL file of questions: one session per line."),
     shard: Optional[str] = typer.Option(None, "--shard", help="With --batch: run only slice I of N (every N-th item from the I-th; 1-based), e.g. 2/4 on the second of four machines.", show_default=False),
-    parallel: str = typer.Option("1", "--parallel", "-P", help="Sessions at once: N, or auto (in-process: as many context windows as memory holds; they decode in shared batches)."),
+    parallel: Optional[str] = typer.Option(None, "--parallel", "-P", help="Sessions at once: N, or auto. Default: over HTTP, the slots the server says it has (llama-server's /props total_slots; added up over several --model; else 1); in-process 1, auto as many context windows as memory holds (they decode in shared batches).", show_default=False),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show llama.cpp's own logs."),
     python: Optional[bool] = typer.Option(None, "--python/--no-python", help="Offer the PythonInterpreter tool (code runs in a sandbox: no network, no $HOME). Default: when a sandbox can be built here.", show_default=False),
 ) -> int:
     from vdr_cli.agent.host import parse_parallel
     from vdr_cli.agent.runner import AskRequest, run_ask
+    from vdr_cli.agent.servers import check_models
+
+    models = list(model or [])
+    check_models(models, batch=batch is not None)
 
     if answer_only and json_out:
         from vdr_cli.errors import UsageError
@@ -81,7 +85,7 @@ def ask_command(
     if batch is None and resume is None:
         args = resolve_inputs(list(args or []), example)
     request = AskRequest(
-        args=list(args or []), answer_only=answer_only, model=model, mmproj=mmproj, output=output, json_out=json_out, max_steps=max_steps,
+        args=list(args or []), answer_only=answer_only, model=models[0] if models else None, models=models, mmproj=mmproj, output=output, json_out=json_out, max_steps=max_steps,
         max_time=max_time, ctx=ctx, grammar=grammar, zoom=zoom, temperature=temperature, top_p=top_p, seed=seed,
         max_tokens=max_tokens, summaries=summaries, summary_model=summary_model, summary_mmproj=summary_mmproj,
         summary_tokens=summary_tokens,

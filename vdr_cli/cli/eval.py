@@ -56,14 +56,14 @@ def register(app: typer.Typer) -> None:
 def eval_command(
     dataset: List[Path] = typer.Argument(..., metavar="SET | DIR...", help="Benchmark set: .jsonl, .parquet (with pyarrow), or a folder of them; with --merge, the output folders of shards.", show_default=False),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Folder for traces, results.jsonl and metrics.json (required; re-use it to resume)."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", autocompletion=complete.model_names, help="The agent's model: registered name, .gguf path, openai:MODEL@URL or scripted:TRACE [config model.default]."),
-    judge: Optional[str] = typer.Option(None, "--judge", help="Judge model spec (as --model; default: the --model itself), or exact for normalised exact match (not the paper's metric).", show_default=False),
+    model: Optional[List[str]] = typer.Option(None, "--model", "-m", autocompletion=complete.model_names, help="The agent's model: registered name, .gguf path, openai:MODEL@URL or scripted:TRACE [config model.default]. Give several openai:MODEL@URL to spread the items over those servers (each new session to the server with the most free slots)."),
+    judge: Optional[str] = typer.Option(None, "--judge", help="Judge model spec (as --model; default: the --model itself, the first one if several), or exact for normalised exact match (not the paper's metric).", show_default=False),
     judge_max_tokens: int = typer.Option(1024, "--judge-max-tokens", help="Longest judge reply, in tokens (the reference uses 1024)."),
     group_by: Optional[List[str]] = typer.Option(None, "--group-by", "-g", help="Also report accuracy per value of this item field (repeatable; domain always)."),
     shard: Optional[str] = typer.Option(None, "--shard", help="Run only slice I of N (every N-th item from the I-th; 1-based), e.g. 2/4 on the second of four machines; combine the folders with --merge.", show_default=False),
     merge: bool = typer.Option(False, "--merge", help="Combine the output folders of shards (the arguments) into -o DIR: results.jsonl and the metrics of the whole set."),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Only the first N items of the set."),
-    parallel: str = typer.Option("1", "--parallel", "-P", help="Sessions at once: N, or auto (in-process: as many context windows as memory holds; they decode in shared batches)."),
+    parallel: Optional[str] = typer.Option(None, "--parallel", "-P", help="Sessions at once: N, or auto. Default: over HTTP, the slots the server says it has (llama-server's /props total_slots; added up over several --model; else 1); in-process 1, auto as many context windows as memory holds (they decode in shared batches).", show_default=False),
     mmproj: Optional[str] = typer.Option(None, "--mmproj", help="Vision projector GGUF for a .gguf --model."),
     max_steps: int = typer.Option(50, "--max-steps", help="Model calls per item before the final answer is requested (reference: 50)."),
     max_time: Optional[float] = typer.Option(None, "--max-time", help="Wall-time budget per item in seconds."),
@@ -97,10 +97,15 @@ def eval_command(
     dataset_path = dataset[0]
     if judge_max_tokens < 1:
         raise UsageError("--judge-max-tokens must be at least 1")
-    ask = AskRequest(model=model, mmproj=mmproj, max_steps=max_steps, max_time=max_time, ctx=ctx, grammar=grammar,
+    from vdr_cli.agent.servers import check_models
+
+    models = list(model or [])
+    check_models(models, batch=True)
+    ask = AskRequest(model=models[0] if models else None, models=models, mmproj=mmproj, max_steps=max_steps, max_time=max_time, ctx=ctx, grammar=grammar,
                      temperature=temperature, top_p=top_p, seed=seed, max_tokens=max_tokens, summaries=summaries,
                      search_provider=search_provider, image_provider=image_provider, allow_private=allow_private,
-                     no_cache=no_cache, parallel=parse_parallel(parallel), shard=shard, verbose=verbose)
+                     no_cache=no_cache, parallel=parse_parallel(parallel), shard=shard, verbose=verbose,
+                     command="eval")
     req = EvalRequest(dataset=dataset_path, out_dir=output, ask=ask, judge=judge, judge_max_tokens=judge_max_tokens,
                       group_by=list(group_by or []), limit=limit)
     show = _result_printer(json_mode(json_out))
@@ -147,7 +152,7 @@ def _short(text: Any, n: int = 80) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def _interrupted(output: Path, parallel: int) -> None:
+def _interrupted(output: Path, parallel: int | None) -> None:
     import os
     import sys
 

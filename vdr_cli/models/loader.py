@@ -23,6 +23,7 @@ class LoadOptions:
     verbose: bool = False
     api_key: str | None = None
     has_vision: bool = True  # for HTTP servers: whether to send images
+    server_facts: Any = None  # for HTTP servers: what it already said (openai_probe.ServerFacts)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -38,7 +39,7 @@ def open_model(spec: ModelSpec, options: LoadOptions) -> ModelSession:
         # "auto" over HTTP: the server's own window (probed from /v1/models).
         ctx = None if options.ctx == "auto" else options.ctx
         return OpenAISession(spec.name, spec.base_url or "", api_key=key, n_ctx=ctx or spec.ctx,
-                             has_vision=options.has_vision)
+                             has_vision=options.has_vision, facts=options.server_facts)
     from vdr_cli.models.llama_session import LlamaSession
 
     assert spec.gguf is not None

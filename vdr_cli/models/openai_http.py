@@ -30,7 +30,8 @@ from vdr_cli.net.urls import public_url
 from .base import GenerationResult, ModelInfo, SamplingParams, SessionStats, TokenCallback, Turn, held_back
 from .errors import ContextFullError, ModelError
 from .openai_wire import (OpenAIConnectError, OpenAIHTTPError, estimate_tokens, http_error,  # noqa: F401 (re-exported)
-                          normalize_base_url, to_message, context_size, count_tokens)
+                          normalize_base_url, request_body, to_message, count_tokens)
+from .openai_probe import ServerFacts, probe
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +67,15 @@ class OpenAISession:
     The context budget: ``n_ctx`` (``--ctx``) if given, else what the server says
     (vLLM's ``/v1/models`` ``max_model_len``, llama-server's ``/props`` ``n_ctx``),
     else a guess of DEFAULT_N_CTX; ``ctx_source`` says which (a guess is logged).
+    ``facts``: what the server already said (models/openai_probe.py), not asked again.
     """
 
     def __init__(self, model: str, base_url: str, *, api_key: str | None = None,
                  n_ctx: int | None = None, has_vision: bool = True,
                  grammar_field: GrammarField | None = "grammar", llama_params: bool = True,
                  extra_body: dict[str, Any] | None = None, timeout: float = 600.0,
-                 connect_timeout: float = 10.0, retry: RetryPolicy | None = None) -> None:
+                 connect_timeout: float = 10.0, retry: RetryPolicy | None = None,
+                 facts: ServerFacts | None = None) -> None:
         self.model = model
         self.base_url = normalize_base_url(base_url)
         self.endpoint = public_url(self.base_url + "/chat/completions")
@@ -84,7 +87,7 @@ class OpenAISession:
         self._vision = has_vision
         self._n_ctx = n_ctx
         self.ctx_source = "--ctx" if n_ctx else "guess"
-        self._probed = False
+        self._facts: ServerFacts | None = None  # what the server said (`facts`: a batch's one probe of it)
         self._client = httpx.Client(timeout=httpx.Timeout(timeout, connect=connect_timeout),
                                     headers={"User-Agent": USER_AGENT})
         self._lock = threading.RLock()  # the conversation
@@ -95,6 +98,8 @@ class OpenAISession:
         self._turns: list[tuple[int, int]] = []  # (message index, n_tokens) where each turn starts
         self._stats = SessionStats()
         self._warned_grammar = False
+        if facts is not None:
+            self._use(facts)
 
     def __repr__(self) -> str:
         key = "'***'" if self._api_key else "None"
@@ -213,33 +218,12 @@ class OpenAISession:
     # -- request building ---------------------------------------------------------------
     def _body(self, messages: Sequence[dict[str, Any]], params: SamplingParams,
               stop: Sequence[str], grammar: str | None, side: bool = False) -> dict[str, Any]:
-        """The request: the reference eval's fields (eval_runner.py@67af60f run_task:
-        temperature and top_p always, max_tokens only when given), the user's explicit
-        settings, and streaming (transport only: the model sees the same prompt).
-        Side generations (page summaries) always cap their length."""
-        body: dict[str, Any] = {
-            "messages": list(messages), "stream": True,
-            "stream_options": {"include_usage": True},  # servers that don't know it ignore it
-            "temperature": max(params.temperature, 0.0), "top_p": params.top_p,
-        }
-        if self.model:
-            body["model"] = self.model
-        if side or "max_tokens" in params.explicit:
-            body["max_tokens"] = params.max_tokens
-        if stop:
-            body["stop"] = list(stop)  # also applied here, for servers that cap or ignore stops
-        if params.seed is not None:
-            body["seed"] = params.seed
-        if self.llama_params:
-            body.update({k: getattr(params, k) for k in ("top_k", "min_p", "repeat_penalty") if k in params.explicit})
-        if grammar:
-            if self.grammar_field:
-                body[self.grammar_field] = grammar
-            elif not self._warned_grammar:
-                self._warned_grammar = True
-                log.warning("%s: grammar dropped (this backend has grammar_field=None)", self.endpoint)
-        body.update(self.extra_body)
-        return body
+        if grammar and not self.grammar_field and not self._warned_grammar:
+            self._warned_grammar = True
+            log.warning("%s: grammar dropped (this backend has grammar_field=None)", self.endpoint)
+        return request_body(messages, params, stop, self.model, side=side, llama_params=self.llama_params,
+                            grammar=(self.grammar_field, grammar) if grammar and self.grammar_field else None,
+                            extra=self.extra_body)
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
@@ -347,7 +331,8 @@ class OpenAISession:
                     yield self._unstreamed(url, body)
                     return
                 if last or abandon.is_set():
-                    raise OpenAIConnectError(f"{self.endpoint}: {what} after {attempt + 1} tries") from None
+                    raise OpenAIConnectError(f"{self.endpoint}: {what} after {attempt + 1} tries",
+                                             refused=isinstance(exc, httpx.ConnectError)) from None
                 abandon.wait(self.retry.delay(attempt, None))
 
     def _unstreamed(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -389,30 +374,24 @@ class OpenAISession:
             ms=(time.perf_counter() - t0) * 1000, prompt_ms=float(gen.timings.get("prompt_ms", 0) or 0),
             eval_ms=float(gen.timings.get("predicted_ms", 0) or 0), stop=gen.stop)
 
-    # -- server facts -------------------------------------------------------------------
+    # -- server facts (models/openai_probe.py) -------------------------------------------
+    def server_facts(self, slots: bool = False) -> ServerFacts:
+        """Ask the server what this session does not know yet (the model id, the context
+        size; `slots`: also its slot count); the answer is kept and returned."""
+        if self._n_ctx is not None and self.model and not slots:
+            facts = ServerFacts(model=self.model)  # nothing to ask
+        else:
+            facts = probe(self._client, self.base_url, self._headers(), self.model, ctx=self._n_ctx is None, slots=slots)
+        self._use(facts)
+        return facts
+
+    def _use(self, facts: ServerFacts) -> None:
+        self._facts = facts
+        if not self.model and facts.model:
+            self.model = facts.model
+        if self._n_ctx is None and facts.n_ctx:
+            self._n_ctx, self.ctx_source = facts.n_ctx, facts.ctx_source
+
     def _probe(self) -> None:
-        """Ask the server once for the model id and its context size; failures keep the defaults."""
-        if self._probed or (self._n_ctx is not None and self.model):
-            return
-        self._probed = True
-        entry = self._get_json("/models")
-        entries = [e for e in entry.get("data") or [] if isinstance(e, dict)] if isinstance(entry.get("data"), list) else []
-        found = next((e for e in entries if e.get("id") == self.model), entries[0] if entries else {})
-        if not self.model and found.get("id"):
-            self.model = str(found["id"])
-        if self._n_ctx is not None:
-            return
-        props = {} if context_size(found, {})[0] else self._get_json("/props", root=True)  # llama-server
-        n, source = context_size(found, props)
-        if n:
-            self._n_ctx, self.ctx_source = n, source
-
-    def _get_json(self, path: str, root: bool = False) -> dict[str, Any]:
-        base = self.base_url[: -len("/v1")] if root and self.base_url.endswith("/v1") else self.base_url
-        try:
-            resp = self._client.get(base + path, headers=self._headers(), timeout=10.0)
-            data = resp.json() if resp.status_code == 200 else None
-        except (httpx.HTTPError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
-
+        if self._facts is None:
+            self.server_facts()

@@ -10,7 +10,7 @@ import json
 import re
 from typing import Any, Sequence
 
-from .base import IMAGE_MARKER, ImageInput, Turn
+from .base import IMAGE_MARKER, ImageInput, SamplingParams, Turn
 from .chat_template import turn_content
 from .errors import ContextFullError, ModelError, NoVisionError
 
@@ -54,6 +54,35 @@ def to_message(turn: Turn, vision: bool = True) -> dict[str, Any]:
     return {"role": role, "content": parts}
 
 
+def request_body(messages: Sequence[dict[str, Any]], params: SamplingParams, stop: Sequence[str], model: str | None,
+                 *, side: bool = False, llama_params: bool = True, grammar: tuple[str, str] | None = None,
+                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A chat-completions request: the reference eval's fields (eval_runner.py@67af60f run_task:
+    temperature and top_p always, max_tokens only when given), the user's explicit settings
+    (llama.cpp's own sampling fields unless `llama_params` is off), `grammar` as (field, GBNF),
+    and streaming (transport only: the model sees the same prompt). Side generations (page
+    summaries) always cap their length; `extra` (extra_body) goes over everything."""
+    body: dict[str, Any] = {
+        "messages": list(messages), "stream": True,
+        "stream_options": {"include_usage": True},  # servers that don't know it ignore it
+        "temperature": max(params.temperature, 0.0), "top_p": params.top_p,
+    }
+    if model:
+        body["model"] = model
+    if side or "max_tokens" in params.explicit:
+        body["max_tokens"] = params.max_tokens
+    if stop:
+        body["stop"] = list(stop)  # also applied here, for servers that cap or ignore stops
+    if params.seed is not None:
+        body["seed"] = params.seed
+    if llama_params:
+        body.update({k: getattr(params, k) for k in ("top_k", "min_p", "repeat_penalty") if k in params.explicit})
+    if grammar:
+        body[grammar[0]] = grammar[1]
+    body.update(extra or {})
+    return body
+
+
 def estimate_tokens(messages: Sequence[dict[str, Any]]) -> int:
     """Rough prompt size: ~4 characters a token, a few per message, a guess per image."""
     total = 0
@@ -82,7 +111,14 @@ class OpenAIHTTPError(ModelError):
 
 
 class OpenAIConnectError(ModelError):
-    """The server could not be reached, timed out, or broke off a stream."""
+    """The server could not be reached, timed out, or broke off a stream.
+
+    ``refused``: no connection could be opened at all (nothing listens, no route):
+    the server is down, and a batch moves its sessions to another server."""
+
+    def __init__(self, message: str, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
 
 
 # Servers word "prompt too long" differently: vLLM/OpenAI "maximum context length",
@@ -119,6 +155,13 @@ def context_size(models_entry: dict[str, Any], props: dict[str, Any]) -> tuple[i
     n = settings.get("n_ctx") if isinstance(settings, dict) else None
     n = n if _positive(n) else props.get("n_ctx")
     return (n, "server /props n_ctx") if _positive(n) else (None, "guess")
+
+
+def slot_count(props: dict[str, Any]) -> int | None:
+    """How many sessions a server decodes at once, where it says so: llama-server's
+    ``/props`` ``total_slots`` (its ``-np``). vLLM and SGLang have no ``/props``."""
+    n = props.get("total_slots")
+    return n if _positive(n) else None
 
 
 def _positive(n: Any) -> bool:
