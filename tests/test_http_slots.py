@@ -20,7 +20,7 @@ from tests.test_conformance import answer
 from vdr_cli.agent.servers import Server, ServerPool
 from vdr_cli.models.openai_probe import ServerFacts
 from vdr_cli.trace.schema import validate_lines
-from web import WebServer, dead_url, web  # noqa: F401  (fixture)
+from web import Response, WebServer, dead_url, web  # noqa: F401  (fixture)
 
 BUDGET = ("--summaries", "extractive", "--max-steps", "2", "--temperature", "0")
 ENV = {"VDR_SEARCH_PROVIDER": "searxng", "VDR_SEARCH_SEARXNG_URL": "http://127.0.0.1:9/searxng",
@@ -89,6 +89,18 @@ def test_a_server_that_does_not_say_its_slots_gets_one_session_at_a_time_and_a_w
                              args=("--parallel", "3"))
     assert "does not say" not in r.stderr.decode()
     assert traces["q0"][0]["model"]["parallel_source"] == "--parallel"
+
+
+def test_a_server_still_loading_is_asked_again_before_its_slots_count_as_unknown(web, tmp_path):
+    """llama-server answers 503 while it loads its model: the probe asks again (0.5 s, 1 s)."""
+    server = RecordingModel(web, [answer()] * 2, total_slots=2, hold=2)
+    ready = {"total_slots": 2}
+    web.add_route("GET", "/props", lambda r: Response(503, '{"error": {"message": "Loading model"}}', "application/json")
+                  if web.count("/props") <= 2 else Response(200, json.dumps(ready), "application/json"))
+    r, _, traces = run_batch(tmp_path, 2, server.spec())
+    assert r.returncode == 0, r.stderr.decode()
+    assert web.count("/props") == 3 and server.most_in_flight == 2
+    assert traces["q0"][0]["model"]["parallel"] == 2
 
 
 def test_two_servers_share_the_sessions_by_their_slots(web, web2, tmp_path):

@@ -118,28 +118,12 @@ class ModelHost:
                                       verbose=req.verbose, chat_template=self.spec.chat_template, kv_type=req.kv_type)
             self.parallel = self.engine.n_parallel
         elif self.pool is not None and batch:
-            self._count_slots(parallel)
+            self.parallel, self.parallel_source, self.parallel_notes = self.pool.count_slots(parallel, self._http_session)
         try:
             self.summary = open_summary_model(req, self.conf)
         except BaseException:
             self.close()
             raise
-
-    def _count_slots(self, parallel: int | None) -> None:
-        """A batch's sessions at once over HTTP: --parallel, else what the servers say (one probe each)."""
-        from vdr_cli.agent.servers import http_parallel, parallel_lines
-
-        if not parallel:
-            for server in self.pool.servers:
-                probe = self._http_session(server)
-                try:
-                    server.facts = probe.server_facts(slots=True)
-                finally:
-                    probe.close()
-                if not server.facts.reachable:
-                    self.pool.take_down(server, server.facts.error)
-        self.parallel, self.parallel_source, silent = http_parallel(parallel, self.pool.servers)
-        self.parallel_notes = parallel_lines(self.parallel, self.parallel_source, self.pool.servers, silent)
 
     def _http_session(self, server: Any) -> Any:
         from vdr_cli.models.loader import LoadOptions, open_model
@@ -161,22 +145,8 @@ class ModelHost:
                                                  api_key=self.conf["api_key"], kv_type=self.req.kv_type))
 
     def _open_http(self) -> Any:
-        while True:
-            server = self.pool.pick()
-            try:
-                session = self._http_session(server)
-                if server.facts is None:  # the first session's probe serves every later one there
-                    server.facts = session.server_facts()
-            except BaseException:
-                self.pool.release(server)
-                raise
-            if not server.facts.reachable and self.pool.take_down(server, server.facts.error):
-                self.pool.release(server)
-                session.close()
-                continue  # another server is up
-            self.pool.bind(session, server)
-            break
-        if server.facts.reachable and session.info.extra.get("ctx_source") == "guess" and not self._guess_said:
+        session, facts = self.pool.open(self._http_session, self.window)
+        if facts.reachable and session.info.extra.get("ctx_source") == "guess" and not self._guess_said:
             from vdr_cli.render.output import say
 
             say(self.command, "warning", f"the server does not say its context size; assuming {session.n_ctx} tokens (give --ctx)")
@@ -184,22 +154,13 @@ class ModelHost:
         return session
 
     def close_session(self, session: Any) -> None:
-        server = self.pool.server_of(session) if self.pool is not None else None
-        if server is not None:
-            self.pool.release(server, session)
+        if self.pool is not None:
+            self.pool.release_session(session)
         session.close()
 
     def moves(self, session: Any, exc: BaseException) -> str | None:
-        """After `exc` ended `session`: the server it leaves (public spec) when it is to run again
-        from the start on another, as it could not connect before its first model turn; a
-        server that cannot be connected to is taken out either way."""
-        from vdr_cli.models.openai_wire import OpenAIConnectError
-
-        server = self.pool.server_of(session) if self.pool is not None else None
-        if server is None or not isinstance(exc, OpenAIConnectError) or not exc.refused:
-            return None
-        moved = self.pool.take_down(server, exc.message) and session.stats.generate_calls == 0
-        return server.public if moved else None
+        """See ServerPool.moves (None for a model that is not over HTTP)."""
+        return self.pool.moves(session, exc) if self.pool is not None else None
 
     def describe(self, session: Any, moved_from: list[str] = ()) -> dict[str, Any]:
         """The header's `model`: `spec` names the server this session runs on (public_spec: no key)."""

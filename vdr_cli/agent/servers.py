@@ -5,7 +5,9 @@ sessions of `ask --batch` and `eval` over those servers: each new session
 goes to the server with the fewest sessions open relative to its slots
 (llama-server's `/props` `total_slots`; 1 where a server does not say), the
 first given on a tie. Without --parallel the batch runs as many sessions at
-once as the servers have slots together.
+once as the servers have slots together. Each server is asked once what it
+serves (models/openai_probe.py) and the answer is shared by its sessions;
+one that said nothing useful (503 while it loads) is asked again.
 
 A server that cannot be connected to (its probe, or a session's request) is
 taken out for the rest of the run; a session that could not connect before
@@ -17,9 +19,10 @@ sessions still go to the servers given and end with the connection error.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from vdr_cli.errors import UsageError
 
@@ -77,18 +80,77 @@ class ServerPool:
             best.open += 1
             return best
 
-    def bind(self, session: Any, server: Server) -> None:
+    def count_slots(self, parallel: int | None, open_session: Callable[[Server], Any]) -> tuple[int, str, list[tuple[str, str]]]:
+        """A batch's sessions at once: --parallel, else what the servers say (one probe each, on a
+        session `open_session` opens there); where the figure came from; the stderr lines about it."""
+        if not parallel:
+            for server in self.servers:
+                probe = open_session(server)
+                try:
+                    server.facts = probe.server_facts(slots=True)
+                finally:
+                    probe.close()
+                if not server.facts.reachable:
+                    self.take_down(server, server.facts.error)
+        n, source, silent = http_parallel(parallel, self.servers)
+        return n, source, parallel_lines(n, source, self.servers, silent)
+
+    def open(self, open_session: Callable[[Server], Any], window: Any) -> tuple[Any, Any]:
+        """A new session on the server with the most room, and what that server said about itself;
+        a server found unreachable is taken out and the next one tried while another is up."""
+        while True:
+            server = self.pick()
+            try:
+                session = open_session(server)
+                facts = self._facts_for(server, session, window)
+            except BaseException:
+                self.release(server)
+                raise
+            if not facts.reachable and self.take_down(server, facts.error):
+                self.release(server)
+                session.close()
+                continue
+            with self._lock:
+                self._where[id(session)] = server
+            return session, facts
+
+    def _facts_for(self, server: Server, session: Any, window: Any) -> Any:
+        """What `server` said, asked once and shared by its sessions; one that said nothing
+        useful yet (503 while it loads, no context size) is asked again by the next session."""
+        def useful(f: Any) -> bool:
+            return f is not None and f.reachable and not f.busy and bool(f.n_ctx or window)
+
+        if useful(server.facts):
+            return server.facts  # the session was opened with them
+        facts = session.server_facts()
+        if useful(facts):
+            server.facts = dataclasses.replace(facts, slots=server.facts.slots if server.facts else None)
+        return facts
+
+    def moves(self, session: Any, exc: BaseException) -> str | None:
+        """After `exc` ended `session`: the server it leaves (public spec) when it is to run again
+        from the start on another, as it could not connect before its first model turn. A
+        server that cannot be connected to is taken out either way."""
+        from vdr_cli.models.openai_wire import OpenAIConnectError
+
+        server = self.server_of(session)
+        if server is None or not isinstance(exc, OpenAIConnectError) or not exc.refused:
+            return None
+        moved = self.take_down(server, exc.message) and session.stats.generate_calls == 0
+        return server.public if moved else None
+
+    def release_session(self, session: Any) -> None:
         with self._lock:
-            self._where[id(session)] = server
+            server = self._where.pop(id(session), None)
+            if server is not None:
+                server.open -= 1
 
     def server_of(self, session: Any) -> Server | None:
         with self._lock:
             return self._where.get(id(session))
 
-    def release(self, server: Server, session: Any = None) -> None:
+    def release(self, server: Server) -> None:
         with self._lock:
-            if session is not None:
-                self._where.pop(id(session), None)
             server.open -= 1
 
     def take_down(self, server: Server, why: str) -> bool:
@@ -124,8 +186,9 @@ def http_parallel(given: int | None, servers: list[Server]) -> tuple[int, str, l
 def parallel_lines(parallel: int, source: str, servers: list[Server], silent: list[Server]) -> list[tuple[str, str]]:
     """What a batch says on stderr about its sessions at once: (level, line) pairs."""
     derived = source != "--parallel"
-    lines = [("warning", f"{s.public} does not say how many sessions it serves at once: 1 at a time there "
-                         "(give --parallel N for more)") for s in silent if derived and not s.down]
+    lines = [("warning", f"{s.public} " + ("answered 503 (still loading?) when asked" if s.facts is not None and s.facts.busy
+                                           else "does not say") + " how many sessions it serves at once: "
+              "1 at a time there (give --parallel N for more)") for s in silent if derived and not s.down]
     if len(servers) > 1 or (derived and not silent):
         where = f" over {len(servers)} servers" if len(servers) > 1 else ""
         slots = f": {' + '.join('down' if s.down else str(s.slots) for s in servers)}" if derived and len(servers) > 1 else ""
