@@ -68,7 +68,7 @@ def engine_decode(gguf: Path, n_seq: int, n_prompt: int, n_gen: int, threads: in
         vocab = engine.vocab
 
         def worker(i: int) -> None:
-            seq = 1 + 2 * i
+            seq = 1 + i  # the conversations' sequence ids (llama_engine: 1..N)
             prompt = (vocab.tokenize(f"Story {i}: once upon a time " * 200))[:n_prompt]
             sampler = Sampler(vocab, SamplingParams(temperature=0), None)
             tok = engine.submit(Work(engine.ctx, seq, prompt, 0, "sample", sampler))

@@ -27,7 +27,7 @@ from .chat_template import from_source
 from .errors import ContextFullError, ModelError
 
 LOADS = [0]  # model loads in this process (the batch's stats show there is one)
-_MAX_WAIT_S = 0.002  # longest a round waits for a generating sequence to come back with its token
+_MAX_WAIT_S = 0.02  # longest a round waits for a generating sequence to come back with its next token
 PREFIX_CELLS = 4096  # longest shared system-prompt prefix
 
 
@@ -77,6 +77,8 @@ class LlamaEngine:
         self._prefix_lock = threading.Lock()
         self._queue: list[Work] = []
         self._busy = False
+        self._decoder: threading.Thread | None = None  # the decoding thread of a shared engine
+        self._closing = False
         self._generating: set[int] = set()
         self._prefixes: dict[tuple[int, ...], int] = {}  # prefix tokens -> the sequence holding them
         self._prefix_cells = 0
@@ -95,7 +97,13 @@ class LlamaEngine:
             # Shared: sequence 0 holds the prefix, then a conversation and a side
             # sequence per session, each in a stream of its own (kv_unified off):
             # a session's tokens are then the ones it produces alone.
-            self._free_seqs = list(range(1, 2 * self.n_parallel + 1)) if shared else [0, 1]
+            # Conversations take ids 1..N and side sequences N+1..2N: a batch of
+            # conversations then spans N neighbouring streams (a decode works over
+            # the range of streams from its lowest id to its highest: 1, 3, 5, 7
+            # cost 7 streams, 1.5x the time of 1..4).
+            n = self.n_parallel
+            self._free_main = list(range(1, n + 1)) if shared else [0]
+            self._free_side = list(range(n + 1, 2 * n + 1)) if shared else [1]
             n_seq = 2 * self.n_parallel + 1 if shared else (1 if side_n_ctx else 2)
             total = n_ctx * n_seq if shared else n_ctx
             self.ctx = glue.new_context(self.model, n_ctx=total, n_batch=n_batch, n_threads=self.n_threads,
@@ -124,17 +132,18 @@ class LlamaEngine:
         from .llama_session import LlamaSession
 
         with self._cond:
-            if len(self._free_seqs) < 2:
+            if not self._free_main or not self._free_side:
                 raise ModelError(f"all {self.n_parallel} session slots of the model are in use")
-            main, side = self._free_seqs.pop(0), self._free_seqs.pop(0)
+            main, side = self._free_main.pop(0), self._free_side.pop(0)
         return LlamaSession.on_engine(self, main, side, include_stop=include_stop)
 
-    def release(self, *seq_ids: int) -> None:
-        """A session ended: its cells go back to the pool, its sequence ids to the free list."""
-        for seq_id in seq_ids:
+    def release(self, main: int, side: int) -> None:
+        """A session ended: its cells go back to the pool, its sequence ids to the free lists."""
+        for seq_id in (main, side):
             self.remove(self.ctx, seq_id)
         with self._cond:
-            self._free_seqs = sorted(self._free_seqs + list(seq_ids))
+            self._free_main = sorted(self._free_main + [main])
+            self._free_side = sorted(self._free_side + [side])
 
     def remove(self, ctx: Any, seq_id: int, from_pos: int = -1) -> None:
         """Drop a sequence's cells at positions >= from_pos (all with -1), between rounds."""
@@ -181,27 +190,60 @@ class LlamaEngine:
             self._cond.notify_all()
 
     def submit(self, work: Work) -> Any:
-        """Decode ``work`` together with what other sequences wait for; return its result."""
+        """Decode ``work`` together with what other sequences wait for; return its result.
+
+        One session alone decodes in its own thread.  Several hand their work to
+        one decoder thread: llama.cpp's OpenMP runtime keeps a team of worker
+        threads per calling thread, and rounds started from whichever session
+        thread came first ran at half speed (teams of idle callers compete).
+        """
         with self._cond:
             self._queue.append(work)
             self._cond.notify_all()
+            if self.n_parallel > 1:
+                self._start_decoder()
+                while not work.done:
+                    self._cond.wait()
             while not work.done:
-                if self._busy or not self._ready():
-                    self._cond.wait(_MAX_WAIT_S)
+                if self._busy:
+                    self._cond.wait()  # the round's end notifies
                     continue
-                todo = self._take()
-                self._busy = True
-                self._cond.release()
-                try:
-                    self._round(todo)
-                finally:
-                    self._cond.acquire()
-                    self._busy = False
-                    self._queue[:0] = [w for w in todo if not w.done]
-                    self._cond.notify_all()
+                self._one_round()
         if work.error is not None:
             raise work.error
         return work.result
+
+    def _start_decoder(self) -> None:
+        if self._decoder is None:
+            self._decoder = threading.Thread(target=self._decode_loop, name="vdr-decoder", daemon=True)
+            self._decoder.start()
+
+    def _decode_loop(self) -> None:
+        with self._cond:
+            while not self._closing:
+                if self._busy or not self._queue:
+                    self._cond.wait()
+                elif not self._ready():  # a new item in the queue notifies: the wait ends early
+                    self._cond.wait(max(0.0005, self._queue[0].queued + _MAX_WAIT_S - time.perf_counter()))
+                else:
+                    self._one_round()
+
+    def _one_round(self) -> None:
+        """Take a round's work and decode it, the lock released meanwhile (called holding it)."""
+        todo = self._take()
+        self._busy = True
+        self._cond.release()
+        try:
+            self._round(todo)
+        except BaseException as exc:  # noqa: BLE001 - never leave a waiting session hanging
+            for w in todo:
+                if not w.done:
+                    w.error, w.done = exc, True
+        finally:
+            self._cond.acquire()
+            self._busy = False
+            self._queue[:0] = [w for w in todo if not w.done]
+            self._cond.notify_all()
 
     def _ready(self) -> bool:
         if not self._queue:
@@ -290,6 +332,14 @@ class LlamaEngine:
     def close(self) -> None:
         """Free the projector, contexts and model (idempotent)."""
         lc = glue.llama()
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+            while self._busy:
+                self._cond.wait()
+        if self._decoder is not None:
+            self._decoder.join()
+            self._decoder = None
         with self._cond:
             if self.proj is not None:
                 self.proj.free()
