@@ -34,7 +34,7 @@ from _loopback import ROOT, smollm2, start_site  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 
-CTX = 2048
+CTX = 4096  # per session: room for 3 steps without folding, so the figures measure batching
 
 
 def batch_run(items: Path, out: Path, model: str, parallel: int, env: dict[str, str], threads: int) -> dict:
@@ -46,14 +46,15 @@ def batch_run(items: Path, out: Path, model: str, parallel: int, env: dict[str, 
     took = time.perf_counter() - start
     if r.returncode not in (0, 3):
         raise SystemExit(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr.decode()[-2000:]}")
-    tokens, loads = 0, set()
+    tokens, loads, folds = 0, set(), 0
     for trace in out.glob("*.jsonl"):
         for line in trace.read_text().splitlines():
             ev = json.loads(line)
+            folds += ev.get("type") == "fold"
             if ev.get("type") == "end":
                 tokens += ev["stats"]["tokens"]["completion"]
                 loads.add((ev["stats"].get("model") or {}).get("model_loads"))
-    return {"s": took, "tokens": tokens, "tps": tokens / took, "loads": loads}
+    return {"s": took, "tokens": tokens, "tps": tokens / took, "loads": loads, "folds": folds}
 
 
 def engine_decode(gguf: Path, n_seq: int, n_prompt: int, n_gen: int, threads: int) -> float:
@@ -140,7 +141,7 @@ def main() -> None:
               f"{args.threads} threads:")
         for name, row in rows.items():
             loads = "" if name.startswith("llama-server") else f", model loads per trace {sorted(row['loads'])}"
-            print(f"  {name:<36} {row['s']:6.1f} s  {row['tokens']:5d} tokens  {row['tps']:6.1f} tokens/s{loads}")
+            print(f"  {name:<36} {row['s']:6.1f} s  {row['tokens']:5d} tokens  {row['tps']:6.1f} tokens/s, {row['folds']} folds{loads}")
         if server_exe is None:
             print("  llama-server -np 4                   not built (scripts/build_llama_server.sh)")
         one, four = rows["in-process --parallel 1"], rows["in-process --parallel 4"]

@@ -48,6 +48,7 @@ class Work:
     error: BaseException | None = None
     ms: float = 0.0
     queued: float = field(default_factory=time.perf_counter)
+    finished: threading.Event = field(default_factory=threading.Event)  # set with ``done`` (shared engines)
 
 
 class LlamaEngine:
@@ -202,13 +203,16 @@ class LlamaEngine:
             self._cond.notify_all()
             if self.n_parallel > 1:
                 self._start_decoder()
+            else:
                 while not work.done:
-                    self._cond.wait()
-            while not work.done:
-                if self._busy:
-                    self._cond.wait()  # the round's end notifies
-                    continue
-                self._one_round()
+                    if self._busy:
+                        self._cond.wait()  # the round's end notifies
+                        continue
+                    self._one_round()
+        if self.n_parallel > 1:
+            # Each waits on its own event: a shared condition would wake every waiting
+            # session at each submit, and those wake-ups preempt the compute threads.
+            work.finished.wait()
         if work.error is not None:
             raise work.error
         return work.result
@@ -227,6 +231,10 @@ class LlamaEngine:
                     self._cond.wait(max(0.0005, self._queue[0].queued + _MAX_WAIT_S - time.perf_counter()))
                 else:
                     self._one_round()
+            for w in self._queue:  # closed under waiting sessions: they fail, they do not hang
+                w.error, w.done = ModelError("the model was closed"), True
+                w.finished.set()
+            self._queue.clear()
 
     def _one_round(self) -> None:
         """Take a round's work and decode it, the lock released meanwhile (called holding it)."""
@@ -243,6 +251,9 @@ class LlamaEngine:
             self._cond.acquire()
             self._busy = False
             self._queue[:0] = [w for w in todo if not w.done]
+            for w in todo:
+                if w.done:
+                    w.finished.set()
             self._cond.notify_all()
 
     def _ready(self) -> bool:
