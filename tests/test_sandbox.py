@@ -235,8 +235,12 @@ def test_escape_write_outside_its_folder(tmp_path):
     assert "WROTE" not in text and text.endswith("ok /tmp")
     assert not any(t.exists() for t in targets[:5])
     assert socket.gethostname() != "sandbox"
-    # a fresh folder every run: the last run's file is gone
-    assert one_result("import os\nprint(os.listdir('/tmp'))") == "[Output]\n[]"
+    # a fresh folder every run: the last run's file is gone (what is left are the
+    # read-only mount points of an interpreter that lives under /tmp, if this one does)
+    from vdr_cli.tools.sandbox import _binds
+
+    left = sorted({Path(p).relative_to("/tmp").parts[0] for p in _binds() if p.startswith("/tmp/")})
+    assert one_result("import os\nprint(sorted(os.listdir('/tmp')))") == f"[Output]\n{left}"
 
 
 def test_escape_with_ctypes(listener, home_secret):
@@ -313,3 +317,22 @@ def test_ask_without_a_sandbox_leaves_the_tool_out_with_one_notice(tmp_path):
     assert trace_events(tmp_path / "c.jsonl")[0]["tools"] == ["search", "visit"]
     r = subprocess.run(cmd[:-2] + ["--python", "-o", str(tmp_path / "d.jsonl")], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 2 and "--python: " in r.stderr and "Traceback" not in r.stderr
+
+
+def test_an_interpreter_under_tmp_is_shown_read_only_inside_the_jails_tmp(tmp_path, monkeypatch):
+    """A venv in a clone under /tmp (CI in /tmp): its folders are bound inside the jail's
+    /tmp, read-only (the jail failed to build before: FileExistsError on /tmp)."""
+    import vdr_cli.tools.sandbox as sandbox
+
+    prefix = tmp_path.resolve() / "venv"
+    (prefix / "lib").mkdir(parents=True)
+    (prefix / "lib" / "marker.txt").write_text("from the venv")
+    assert str(prefix).startswith("/tmp/")
+    real = sandbox._binds
+    monkeypatch.setattr(sandbox, "_binds", lambda: real() + [str(prefix)])
+    code = (f"print(open({str(prefix / 'lib' / 'marker.txt')!r}).read())\n"
+            f"try:\n    open({str(prefix / 'lib' / 'new.txt')!r}, 'w')\n    print('WROTE')\n"
+            "except OSError as e:\n    print(e.errno == 30)\n"  # EROFS
+            "open('/tmp/scratch.txt', 'w').write('ok')\nprint(open('/tmp/scratch.txt').read())")
+    assert one_result(code) == "[Output]\nfrom the venv\nTrue\nok"
+    assert not (prefix / "lib" / "new.txt").exists()

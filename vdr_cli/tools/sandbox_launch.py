@@ -130,6 +130,11 @@ def _build_root(cfg: dict) -> None:
     root = cfg["root"]
     _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we mount may propagate to the host
     _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
+    # /tmp first: an interpreter that lives under /tmp (a venv in a clone there) is then
+    # bound inside it, read-only, instead of being hidden by it or colliding with it.
+    os.makedirs(root + "/tmp")
+    tmp_opts = f"size={cfg['tmp_bytes']},nr_inodes=4096,mode=1777"
+    _mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, tmp_opts)
     for path in cfg["binds"]:
         if os.path.lexists(path):
             _bind_ro(path, root)
@@ -141,9 +146,6 @@ def _build_root(cfg: dict) -> None:
     for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
                          ("stderr", "/proc/self/fd/2")):
         os.symlink(target, f"{root}/dev/{name}")
-    os.makedirs(root + "/tmp")
-    tmp_opts = f"size={cfg['tmp_bytes']},nr_inodes=4096,mode=1777"
-    _mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, tmp_opts)
     os.makedirs(root + "/proc")
     try:
         _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
