@@ -255,6 +255,7 @@ def test_kill_9_leaves_a_valid_prefix_and_resume_completes_it(slow_site, site):
     (["q?", "--model", "nothing-registered"], 1, "unknown model 'nothing-registered'"),
     (["q?", "--model", "openai:m"], 2, "missing @URL"),
     (["q?", "--grammar", "maybe", "--model", "scripted:SCRIPT"], 2, "--grammar 'maybe'"),
+    (["q?", "--date", "2026-13-01", "--model", "scripted:SCRIPT"], 2, "--date '2026-13-01'"),
 ])
 def test_bad_input_is_one_line(site, args, status, message):
     web, tmp, env = site
@@ -274,7 +275,7 @@ def test_real_model_in_grammar_mode_against_the_web(site):
     trace = tmp / "real.jsonl"
     r = ask(env, str(tmp / "photo.png"), "Who built this? Search the web.", "--model", str(smollm2()), "--mmproj", str(LLAVA),
             "--grammar", "on", "--temperature", "0", "--max-steps", "4", "--ctx", "8192", "--max-tokens", "200",
-            "-o", str(trace), timeout=600)
+            "--date", "2026-12-01", "-o", str(trace), timeout=600)  # the prompt says the date: fixed, it repeats
     assert r.returncode == 0, r.stderr.decode()
     evs = events(trace)
     steps = [e for e in evs if e["type"] == "step"]
@@ -402,7 +403,7 @@ QWEN_MMPROJ = ROOT / "tests" / "fixtures" / "gguf" / "qwen3vl-tiny-mmproj.gguf"
 def test_real_qwen3vl_engine_searches_and_crops_in_grammar_mode(tmp_path):
     """The tiny random Qwen3-VL pair (the reference model's architecture: M-RoPE, deepstack,
     2x2 merger) on the real engine, constrained by the grammar.  The web listens on a fixed
-    port so the prompts, and so the sampled session, repeat exactly; every session tried must
+    port and the prompt's date is fixed (--date) so the prompts, and so the sampled session, repeat exactly; every session tried must
     parse, validate and end with an answer, and one must both search and crop-and-search.
     (Its random weights almost never pick `visit`: that tool runs against the same web in
     test_scripted_session_runs_every_tool_against_the_web.)"""
@@ -428,7 +429,8 @@ def test_real_qwen3vl_engine_searches_and_crops_in_grammar_mode(tmp_path):
         for seed in SEEDS:
             trace = tmp_path / f"qwen{seed}.jsonl"
             r = ask(env, str(tmp_path / "q.png"), "Who built this?", "--model", str(QWEN), "--mmproj", str(QWEN_MMPROJ),
-                    "--grammar", "on", "--temperature", "1.0", "--seed", str(seed), "--max-steps", "8", "--ctx", "8192",
+                    "--grammar", "on", "--temperature", "1.0", "--seed", str(seed), "--date", "2026-12-01",
+                    "--max-steps", "8", "--ctx", "8192",
                     "--max-tokens", "200", "-o", str(trace), timeout=300)
             assert r.returncode == 0, r.stderr.decode()
             evs = events(trace)
@@ -448,3 +450,16 @@ def test_real_qwen3vl_engine_searches_and_crops_in_grammar_mode(tmp_path):
 
 
 SEEDS = tuple(range(1, 9))
+
+
+def test_date_sets_the_prompts_date_and_the_header_keeps_it(site):
+    """--date: the date the system prompt states (a seeded run then repeats on another day)."""
+    web, tmp, env = site
+    trace = tmp / "dated.jsonl"
+    r = ask(env, "q?", "--model", f"scripted:{script(tmp, [ANSWER])}", "--date", "2020-02-29", "-o", str(trace))
+    assert r.returncode == 0, r.stderr.decode()
+    header = events(trace)[0]
+    assert header["date"] == "2020-02-29"
+    from vdr_cli.agent.session import spec_from_header
+
+    assert spec_from_header(header).system_prompt().endswith("Current date: 2020-02-29")

@@ -253,6 +253,18 @@ def python_wanted(choice: bool | None) -> bool:
     return False
 
 
+def parse_date(text: str | None) -> str | None:
+    """`--date YYYY-MM-DD`, checked (the prompt says it to the model)."""
+    if text is None:
+        return None
+    import datetime as _dt
+
+    try:
+        return _dt.date.fromisoformat(text.strip()).isoformat()
+    except ValueError:
+        raise UsageError(f"--date {text!r}", hint="give a date as YYYY-MM-DD") from None
+
+
 def parse_ctx(value: int | str | None) -> int | str | None:
     """`--ctx N` or `--ctx auto`."""
     if value is None or isinstance(value, int):
@@ -336,6 +348,8 @@ def run_fresh(host: ModelHost, req: Any, images: list, question: str, *, quiet: 
         model = host.open_session()
         try:
             session = SessionSpec(question=question, images=images, tools=tools, model=host.describe(model, moved_from))
+            if req.date:
+                session.date = req.date
             sinks = Sinks(trace_path(req.output, session.id),
                           json_mode(req.json_out) and not req.answer_only and not quiet, live)
             if not quiet:

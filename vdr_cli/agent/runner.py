@@ -54,6 +54,7 @@ class AskRequest:
     fold_at: float | None = None  # fold threshold, a fraction of the window
     kv_type: str = "f16"
     command: str = "ask"  # the command its diagnostics name ("vdr eval: warning: ...")
+    date: str | None = None  # the system prompt's "Current date" (None: today)
 
 
 def split_args(args: list[str]) -> tuple[list[str], str]:

@@ -55,6 +55,7 @@ def ask_command(
     temperature: float = typer.Option(0.6, "--temperature", help="Sampling temperature (0: greedy)."),
     top_p: float = typer.Option(0.95, "--top-p", help="Nucleus sampling."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Sampling seed, for repeatable runs."),
+    date: Optional[str] = typer.Option(None, "--date", help="The date the system prompt gives the model (YYYY-MM-DD; default today): with --seed, a run that repeats on another day.", show_default=False),
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Longest single model turn, in tokens (default: 4096 in-process; HTTP servers get no limit, as in the reference eval)."),
     summaries: str = typer.Option("model", "--summaries", help="How visit summarises pages: model (side generation) or extractive (no model)."),
     summary_model: Optional[str] = typer.Option(None, "--summary-model", help="Model that summarises visit pages and crop_and_search hits (registered name, .gguf path or openai:MODEL@URL; the reference uses a separate extractor). Default: the session's own model, by side generation."),
@@ -71,7 +72,7 @@ def ask_command(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show llama.cpp's own logs."),
     python: Optional[bool] = typer.Option(None, "--python/--no-python", help="Offer the PythonInterpreter tool (code runs in a sandbox: no network, no $HOME). Default: when a sandbox can be built here.", show_default=False),
 ) -> int:
-    from vdr_cli.agent.host import parse_parallel
+    from vdr_cli.agent.host import parse_date, parse_parallel
     from vdr_cli.agent.runner import AskRequest, run_ask
     from vdr_cli.agent.servers import check_models
 
@@ -93,7 +94,7 @@ def ask_command(
         allow_private=allow_private, no_cache=no_cache, resume=resume, batch=batch, parallel=parse_parallel(parallel),
         shard=shard, verbose=verbose,
         python=python,
-        fold=fold, fold_at=fold_at, kv_type=kv_type,
+        fold=fold, fold_at=fold_at, kv_type=kv_type, date=parse_date(date),
     )
     return run_ask(request)
 

@@ -72,6 +72,7 @@ def eval_command(
     temperature: float = typer.Option(0.6, "--temperature", help="The agent's sampling temperature (0: greedy)."),
     top_p: float = typer.Option(0.95, "--top-p", help="Nucleus sampling."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Sampling seed, for repeatable runs."),
+    date: Optional[str] = typer.Option(None, "--date", help="The date the system prompt gives the model (YYYY-MM-DD; default today), e.g. a benchmark's own date.", show_default=False),
     max_tokens: int = typer.Option(4096, "--max-tokens", help="Longest single model turn, in tokens."),
     summaries: str = typer.Option("model", "--summaries", help="How visit summarises pages: model or extractive."),
     search_provider: Optional[str] = typer.Option(None, "--search-provider", autocompletion=complete.providers, help="Text search provider [config search.provider]."),
@@ -82,7 +83,7 @@ def eval_command(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show llama.cpp's own logs."),
 ) -> int:
     from vdr_cli.agent.evaluate import EvalRequest, run_eval
-    from vdr_cli.agent.host import parse_parallel
+    from vdr_cli.agent.host import parse_date, parse_parallel
     from vdr_cli.agent.runner import AskRequest
     from vdr_cli.render.output import json_mode
     from vdr_cli.errors import ExitStatus, UsageError
@@ -104,7 +105,7 @@ def eval_command(
     ask = AskRequest(model=models[0] if models else None, models=models, mmproj=mmproj, max_steps=max_steps, max_time=max_time, ctx=ctx, grammar=grammar,
                      temperature=temperature, top_p=top_p, seed=seed, max_tokens=max_tokens, summaries=summaries,
                      search_provider=search_provider, image_provider=image_provider, allow_private=allow_private,
-                     no_cache=no_cache, parallel=parse_parallel(parallel), shard=shard, verbose=verbose,
+                     no_cache=no_cache, parallel=parse_parallel(parallel), shard=shard, verbose=verbose, date=parse_date(date),
                      command="eval")
     req = EvalRequest(dataset=dataset_path, out_dir=output, ask=ask, judge=judge, judge_max_tokens=judge_max_tokens,
                       group_by=list(group_by or []), limit=limit)
