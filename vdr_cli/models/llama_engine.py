@@ -278,7 +278,10 @@ class LlamaEngine:
             room -= len(w.tokens) - w.offset
         for w in take:
             self._queue.remove(w)
-        return take
+        # In sequence order: llama.cpp splits a batch whose sequences come out of order
+        # into more micro-batches (4 next tokens in arrival order: 28-30 ms a round
+        # instead of 21-22 ms).
+        return sorted(take, key=lambda w: w.seq_id)
 
     def _round(self, todo: list[Work]) -> None:
         if todo[0].fn is not None:
