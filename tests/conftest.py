@@ -60,14 +60,19 @@ def run_on_pty(argv: list[str], env: dict[str, str] | None = None, stream: str =
                             env={**os.environ, **(env or {})})
     proc.communicate(timeout=timeout)
     os.close(slave)
+    return proc.returncode, read_pty(master)
+
+
+def read_pty(master: int) -> str:
+    """Everything a pseudo-terminal's master holds once the child side is closed (then closes it)."""
     chunks = []
     while True:
         try:
             data = os.read(master, 65536)
-        except OSError:
+        except OSError:  # EIO: the slave side is gone and everything was read
             break
         if not data:
             break
         chunks.append(data)
     os.close(master)
-    return proc.returncode, b"".join(chunks).decode(errors="replace")
+    return b"".join(chunks).decode(errors="replace")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_vdr
+from tests.conftest import ROOT, read_pty, run_vdr
 from vdr_cli.agent.turns import is_repetitive, loads_lenient, parse_turn
 from vdr_cli.trace.schema import validate_lines
 from web import Response, web  # noqa: F401  (fixture)
@@ -372,22 +372,9 @@ def test_live_view_on_a_terminal_and_the_answer_on_stdout(site):
     os.close(out_slave)
     os.close(err_slave)
 
-    def drain(fd: int) -> str:
-        chunks = []
-        while True:
-            try:
-                data = os.read(fd, 65536)
-            except OSError:
-                break
-            if not data:
-                break
-            chunks.append(data)
-        os.close(fd)
-        return b"".join(chunks).decode(errors="replace")
-
     import re
 
-    out, raw_err = drain(out_master), drain(err_master)
+    out, raw_err = read_pty(out_master), read_pty(err_master)
     assert not re.search(r"\x1b\[(?:\d+;)*3\dm", raw_err)  # NO_COLOR: bold and dim at most, no colours
     err = re.sub(r"\x1b\[[0-9;]*m", "", raw_err)
     assert proc.returncode == 0, err

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_vdr
+from tests.conftest import read_pty, run_vdr
 from tests.test_agent import events, script
 from tests.web import web  # noqa: F401  (the shared loopback server fixture)
 from tests.web.server import Response
@@ -365,20 +365,7 @@ def on_terminals(*args: str, env: dict | None = None) -> tuple[int, str, str]:
     os.close(out_slave)
     os.close(err_slave)
 
-    def drain(fd: int) -> str:
-        chunks = []
-        while True:
-            try:
-                data = os.read(fd, 65536)
-            except OSError:
-                break
-            if not data:
-                break
-            chunks.append(data)
-        os.close(fd)
-        return b"".join(chunks).decode(errors="replace")
-
-    return proc.returncode, drain(out_master), drain(err_master)
+    return proc.returncode, read_pty(out_master), read_pty(err_master)
 
 
 def test_ask_answer_and_live_view_drop_escape_sequences(tmp_path):
