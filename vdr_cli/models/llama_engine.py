@@ -225,7 +225,7 @@ class LlamaEngine:
     def _decode_loop(self) -> None:
         with self._cond:
             while not self._closing:
-                if self._busy or not self._queue:
+                if not self._queue:  # (rounds run only here: never busy at this point)
                     self._cond.wait()
                 elif not self._ready():  # a new item in the queue notifies: the wait ends early
                     self._cond.wait(max(0.0005, self._queue[0].queued + _MAX_WAIT_S - time.perf_counter()))
@@ -257,12 +257,11 @@ class LlamaEngine:
             self._cond.notify_all()
 
     def _ready(self) -> bool:
-        if not self._queue:
-            return False
-        if self.n_parallel == 1 or time.perf_counter() - self._queue[0].queued > _MAX_WAIT_S:
+        """Whether a round can start (the queue is not empty): every generating sequence has
+        queued its next token, or the oldest work has waited long enough."""
+        if time.perf_counter() - self._queue[0].queued > _MAX_WAIT_S:
             return True
-        waiting = {w.seq_id for w in self._queue}
-        return self._generating <= waiting
+        return self._generating <= {w.seq_id for w in self._queue}
 
     def _take(self) -> list[Work]:
         """This round's work: an exclusive item alone, else next tokens first, then prompt pieces."""
